@@ -35,7 +35,7 @@ starts).  The offline function :func:`window_features` and the streaming
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Literal
 
 import numpy as np

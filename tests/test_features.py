@@ -214,7 +214,7 @@ def test_streaming_equals_one_pass(window, step, cuts, seed):
     whole = window_features(x, window, step, wamp_threshold=0.5)
     sw = SlidingWindowFeatures(2, window, step, wamp_threshold=0.5)
     edges = sorted(cuts + [0, 200, 0, 1])  # duplicates give 0-sample blocks, 0..1 a 1-sample one
-    parts = [sw.process(x[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+    parts = [sw.process(x[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
     assert sw.windows_emitted == whole["RMS"].shape[0]
     for f in FEATURES:
         np.testing.assert_allclose(np.concatenate([p[f] for p in parts]), whole[f], rtol=1e-12,
