@@ -1,0 +1,1 @@
+"""Golden vectors of the wire protocol (see README.md; regenerate with generate.py)."""
