@@ -1,0 +1,462 @@
+"""Shared connection logic: one path from bytes to items for every transport.
+
+A :class:`Transport` only moves bytes (serial, TCP, BLE notifications, an
+in-process virtual wearable).  :class:`Connection` does everything else, the
+same way for all of them::
+
+    bytes -> firmware_protocol decoder -> bridge.stream.StreamAssembler -> bounded queue
+
+plus the capability handshake (HELLO -> DEVICE_INFO), START, commands with
+ACKs, reconnect with exponential backoff (the hole is marked by the assembler
+as a ``Gap(reason="disconnect")``) and queue-overflow accounting (the hole is
+marked as a ``Gap(reason="overflow")``), so a consumer never sees a silent
+loss.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from typing import Any
+
+import firmware_protocol as fp
+from firmware_protocol import handshake as hs
+
+from bridge.errors import GlutebridgeError, ProtocolError, TransportError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Connection", "Transport", "LinkSink"]
+
+
+class LinkSink(abc.ABC):
+    """What a transport reports to (implemented by :class:`Connection`)."""
+
+    @abc.abstractmethod
+    def data_received(self, data: bytes, host_time: float) -> None:
+        """Bytes (or one BLE notification) arrived at ``host_time`` (time.monotonic)."""
+
+    @abc.abstractmethod
+    def link_lost(self, exc: BaseException | None, final: bool = False) -> None:
+        """The link dropped.  ``final``: the source ended for good (no reconnect)."""
+
+
+class Transport(abc.ABC):
+    """Moves bytes to and from one device.  Subclasses: sim, tcp, serial, ble.
+
+    ``open`` raises :class:`~bridge.errors.TransportError` (or a subclass)
+    with a message saying what to do; it may be called again after the link
+    was lost (reconnect).
+    """
+
+    #: URL this transport was opened from (for messages).
+    url: str = ""
+    #: True when each ``data_received`` call is one BLE notification
+    #: (counter byte + slice of the framed stream), False for a byte stream.
+    notifications: bool = False
+
+    @abc.abstractmethod
+    async def open(self, sink: LinkSink) -> None: ...
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    def extra_stats(self) -> dict[str, Any]:
+        """Transport-specific counters (MTU, reconnect attempts...)."""
+        return {}
+
+
+_END = object()
+
+
+class Connection(LinkSink):
+    """An open wearable: an async iterator of stream items.
+
+    Items are what :class:`bridge.stream.StreamAssembler` returns
+    (``SampleChunk``, ``Gap``, and ``DeviceEvent`` wrapping DeviceInfo,
+    Status, Marker or Ack packets), in arrival order.  Use as an async context manager (see
+    :func:`bridge.sources.open`)::
+
+        async with bridge.open("tcp://127.0.0.1:7777") as conn:
+            print(conn.info.name)
+            async for item in conn:
+                ...
+
+    Parameters
+    ----------
+    transport: the byte mover.
+    device: label put into every ``SampleChunk``/``Gap`` (default: the URL).
+    queue_size: items buffered for a slow consumer; beyond it the newest
+        items are dropped, counted in ``stats["queue_dropped"]`` and the hole
+        is reported as ``Gap(reason="overflow")``.
+    handshake_timeout: seconds to wait for DEVICE_INFO (HELLO is re-sent
+        every ``command_timeout`` seconds meanwhile, since it may be lost).
+    command_timeout: seconds to wait for an ACK.
+    reconnect: reopen the transport after link loss (with backoff).
+    backoff: (first delay, max delay) in seconds between reconnect attempts.
+    reconnect_timeout: give up (the iterator raises TransportError) after
+        this many seconds without a link; None = keep trying.
+    autostart: send START after the handshake.
+    clock_factory: passed to the StreamAssembler (device->host clock fit).
+    """
+
+    def __init__(self, transport: Transport, *, device: str | None = None,
+                 queue_size: int = 4096, handshake_timeout: float = 5.0,
+                 command_timeout: float = 1.0, reconnect: bool = True,
+                 backoff: tuple[float, float] = (0.05, 2.0),
+                 reconnect_timeout: float | None = None, autostart: bool = True,
+                 clock_factory=None) -> None:
+        from bridge.stream import StreamAssembler
+
+        if queue_size < 1:
+            from bridge.errors import ConfigError
+            raise ConfigError(f"queue_size must be >= 1, got {queue_size}")
+        self.transport = transport
+        self.device = device or transport.url
+        kwargs = {} if clock_factory is None else {"clock_factory": clock_factory}
+        self.assembler = StreamAssembler(self.device, **kwargs)
+        self._decoder = fp.NotificationDecoder() if transport.notifications else fp.StreamDecoder()
+        self.queue_size = queue_size
+        self.handshake_timeout = handshake_timeout
+        self.command_timeout = command_timeout
+        self.reconnect = reconnect
+        self.backoff = backoff
+        self.reconnect_timeout = reconnect_timeout
+        self.autostart = autostart
+        self.info: fp.DeviceInfo | None = None
+        self._queue: collections.deque = collections.deque()
+        self._wake = asyncio.Event()
+        self._cmd_seq = 0
+        self._pending_acks: dict[int, asyncio.Future] = {}
+        self._info_waiter: asyncio.Future | None = None
+        self._ready = False  # handshake done on the current link
+        self._announced = False  # DEVICE_INFO seen on the current link: data can be scaled
+        self._streaming_wanted = autostart
+        self._closing = False
+        self._ended = False
+        self._error: BaseException | None = None
+        self._reconnect_task: asyncio.Task | None = None
+        self._overflow: dict[int, list] = {}  # stream -> [first_sample, n, host_time]
+        self._counts = collections.Counter()
+
+    # ------------------------------------------------------------- lifecycle
+    async def __aenter__(self) -> "Connection":
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open the transport, run the handshake and (with autostart) START."""
+        try:
+            await self._establish()
+        except BaseException:
+            await self._shutdown_transport()
+            raise
+
+    async def _establish(self) -> None:
+        self._ready = False
+        self._announced = False
+        self._decoder.reset()
+        await self.transport.open(self)
+        self.info = await self._handshake()
+        self._ready = True
+        if self._streaming_wanted:
+            await self._command(hs.start(self._next_seq()), retries=3)
+
+    async def close(self) -> None:
+        """Stop streaming (best effort) and close the transport."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reconnect_task
+        if self._ready:
+            with contextlib.suppress(GlutebridgeError, asyncio.TimeoutError, OSError):
+                await self._command(hs.stop(self._next_seq()), timeout=0.3)
+        await self._shutdown_transport()
+        self._end()
+
+    async def _shutdown_transport(self) -> None:
+        self._ready = False
+        self._fail_waiters(TransportError(f"{self.transport.url}: connection closed"))
+        with contextlib.suppress(Exception):
+            await self.transport.close()
+
+    # -------------------------------------------------------------- commands
+    def _next_seq(self) -> int:
+        seq = self._cmd_seq
+        self._cmd_seq = (seq + 1) % 65536
+        return seq
+
+    async def _handshake(self) -> fp.DeviceInfo:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.handshake_timeout
+        while True:
+            self._info_waiter = loop.create_future()
+            await self.transport.write(fp.encode(hs.hello(self._next_seq())))
+            wait = min(self.command_timeout, deadline - loop.time())
+            try:
+                packet = await asyncio.wait_for(self._info_waiter, max(wait, 0.001))
+            except asyncio.TimeoutError:
+                if loop.time() >= deadline:
+                    raise TransportError(
+                        f"{self.transport.url}: no DEVICE_INFO within {self.handshake_timeout:g} s "
+                        "after HELLO; is this a glutebridge wearable with firmware running? "
+                        "Power-cycle it or check the port/address") from None
+                continue
+            finally:
+                self._info_waiter = None
+            try:
+                return fp.check_device_info(packet)
+            except fp.FirmwareProtocolError as exc:
+                raise ProtocolError(str(exc)) from exc
+
+    async def command(self, packet: fp.Command, timeout: float | None = None,
+                      retries: int = 0) -> fp.Ack:
+        """Send a command and wait for its ACK (returned; check ``.status``).
+
+        The packet's ``seq`` is replaced by the connection's own command
+        counter so that ACKs can be matched.  Raises TransportError when no
+        ACK arrives in time.
+        """
+        if not self._ready:
+            raise TransportError(f"{self.transport.url}: not connected (handshake not done)")
+        return await self._command(packet, timeout=timeout, retries=retries)
+
+    async def _command(self, packet: fp.Command, timeout: float | None = None,
+                       retries: int = 0) -> fp.Ack:
+        loop = asyncio.get_running_loop()
+        timeout = self.command_timeout if timeout is None else timeout
+        for attempt in range(retries + 1):
+            seq = self._next_seq()
+            cmd = fp.Command(seq, packet.opcode, packet.args)
+            fut = loop.create_future()
+            self._pending_acks[seq] = fut
+            try:
+                await self.transport.write(fp.encode(cmd))
+                return await asyncio.wait_for(fut, timeout)
+            except asyncio.TimeoutError:
+                if attempt == retries:
+                    raise TransportError(
+                        f"{self.transport.url}: no ACK to {cmd.opcode.name} within {timeout:g} s "
+                        "(link too lossy or device busy); try again") from None
+            finally:
+                self._pending_acks.pop(seq, None)
+        raise AssertionError("unreachable")
+
+    async def start(self, stream: int | None = None) -> fp.Ack:
+        """Ask the device to stream (all streams, or one)."""
+        self._streaming_wanted = True
+        return await self.command(hs.start(0, stream), retries=2)
+
+    async def stop(self, stream: int | None = None) -> fp.Ack:
+        """Ask the device to stop streaming."""
+        self._streaming_wanted = False
+        return await self.command(hs.stop(0, stream), retries=2)
+
+    async def mark(self, code: int) -> fp.Ack:
+        """Ask the device to put a Marker with ``code`` on its own timeline."""
+        return await self.command(hs.mark(0, code))
+
+    async def get_status(self) -> fp.Ack:
+        """Ask for a Status packet (it arrives as an item)."""
+        return await self.command(hs.get_status(0))
+
+    # ------------------------------------------------------- transport side
+    def data_received(self, data: bytes, host_time: float) -> None:
+        try:
+            packets = self._decoder.feed(data)
+        except Exception:  # the decoders never raise on bad bytes; be safe anyway
+            log.exception("decoder failed")
+            return
+        for p in packets:
+            self._packet(p, host_time)
+
+    def _packet(self, p, host_time: float) -> None:
+        if isinstance(p, (fp.DeviceInfo, fp.IncompatibleDevice)):
+            w = self._info_waiter
+            if w is not None and not w.done():
+                w.set_result(p)
+            if isinstance(p, fp.IncompatibleDevice):
+                return
+        elif isinstance(p, fp.Ack):
+            fut = self._pending_acks.get(p.cmd_seq)
+            if fut is not None and not fut.done():
+                fut.set_result(p)
+        elif isinstance(p, fp.Command):
+            return  # echo of our own command on a loopback: ignore
+        if isinstance(p, fp.DeviceInfo):
+            self._announced = True
+        elif not self._announced:
+            # Data from an autostarting device before our handshake finished:
+            # the assembler cannot scale it without DEVICE_INFO.
+            self._counts["before_handshake"] += 1
+            return
+        try:
+            items = self.assembler.handle(p, host_time)
+        except Exception:
+            log.exception("stream assembler failed on %r", type(p).__name__)
+            self._counts["assembler_errors"] += 1
+            return
+        for item in items:
+            self._put(item)
+
+    def _put(self, item) -> None:
+        stream = getattr(item, "stream", None)
+        first = getattr(item, "first_sample", None)
+        n = _n_samples(item)
+        if len(self._queue) >= self.queue_size:
+            self._counts["queue_dropped"] += 1
+            if first is not None and n:
+                self._counts["samples_dropped"] += n
+                hole = self._overflow.get(stream)
+                if hole is None:
+                    self._overflow[stream] = [first, n, item.host_time]
+                else:
+                    hole[1] = first + n - hole[0]
+            return
+        if stream in self._overflow and first is not None:
+            from bridge.stream import Gap
+
+            f0, n0, t0 = self._overflow.pop(stream)
+            self._queue.append(Gap(self.device, stream, f0, n0, t0, "overflow"))
+        self._queue.append(item)
+        self._wake.set()
+
+    def link_lost(self, exc: BaseException | None, final: bool = False) -> None:
+        if self._closing or self._ended:
+            return
+        now = time.monotonic()
+        was_ready = self._ready
+        self._ready = False
+        self._announced = False
+        self._fail_waiters(TransportError(f"{self.transport.url}: link lost ({exc})"))
+        if final:
+            self._end()
+            return
+        if was_ready:
+            self.assembler.disconnected(now)
+        self._counts["link_losses"] += 1
+        if self.reconnect:
+            if self._reconnect_task is None or self._reconnect_task.done():
+                self._reconnect_task = asyncio.get_running_loop().create_task(
+                    self._reconnect_loop(exc))
+        else:
+            self._fail(TransportError(f"{self.transport.url}: link lost: {exc}"))
+
+    async def _reconnect_loop(self, cause: BaseException | None) -> None:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        delay = self.backoff[0]
+        last: BaseException | None = cause
+        while not self._closing:
+            await asyncio.sleep(delay)
+            self._counts["reconnect_attempts"] += 1
+            try:
+                with contextlib.suppress(Exception):
+                    await self.transport.close()
+                await self._establish()
+                self._counts["reconnects"] += 1
+                return
+            except asyncio.CancelledError:
+                raise
+            except (GlutebridgeError, OSError) as exc:
+                last = exc
+                self._ready = False
+                log.info("%s: reconnect failed: %s", self.transport.url, exc)
+            if self.reconnect_timeout is not None and loop.time() - t0 > self.reconnect_timeout:
+                self._fail(TransportError(
+                    f"{self.transport.url}: link lost and not back after "
+                    f"{self.reconnect_timeout:g} s (last error: {last})"))
+                return
+            delay = min(delay * 2, self.backoff[1])
+
+    def _fail_waiters(self, exc: BaseException) -> None:
+        for fut in list(self._pending_acks.values()):
+            if not fut.done():
+                fut.set_exception(exc)
+        w = self._info_waiter
+        if w is not None and not w.done():
+            w.set_exception(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._error = exc
+        self._end()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._wake.set()
+
+    # ---------------------------------------------------------- consumer side
+    def __aiter__(self) -> "Connection":
+        return self
+
+    async def __anext__(self):
+        while True:
+            if self._queue:
+                return self._queue.popleft()
+            if self._ended:
+                if self._error is not None:
+                    err, self._error = self._error, None
+                    raise err
+                raise StopAsyncIteration
+            self._wake.clear()
+            await self._wake.wait()
+
+    def get_nowait(self) -> list:
+        """Take every queued item without waiting (for polling consumers)."""
+        out = list(self._queue)
+        self._queue.clear()
+        return out
+
+    @property
+    def connected(self) -> bool:
+        """True while the link is up and the handshake done."""
+        return self._ready
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters: decoder, per-stream assembler counters, queue and link."""
+        counters = getattr(self.assembler, "counters", {}) or {}
+        return {
+            "decoder": self._decoder.stats.as_dict(),
+            "streams": {k: _as_dict(v) for k, v in counters.items()},
+            "queue_len": len(self._queue),
+            "queue_dropped": self._counts["queue_dropped"],
+            "samples_dropped": self._counts["samples_dropped"],
+            "before_handshake": self._counts["before_handshake"],
+            "link_losses": self._counts["link_losses"],
+            "reconnect_attempts": self._counts["reconnect_attempts"],
+            "reconnects": self._counts["reconnects"],
+            "assembler_errors": self._counts["assembler_errors"],
+            "transport": self.transport.extra_stats(),
+        }
+
+
+def _n_samples(item) -> int:
+    samples = getattr(item, "samples", None)
+    if samples is not None:
+        return int(samples.shape[0])
+    return int(getattr(item, "n_samples", 0) or 0)
+
+
+def _as_dict(obj) -> dict:
+    if isinstance(obj, dict):
+        return dict(obj)
+    if hasattr(obj, "as_dict"):
+        return obj.as_dict()
+    if hasattr(obj, "__dataclass_fields__"):
+        import dataclasses
+        return dataclasses.asdict(obj)
+    return {"value": obj}
