@@ -160,23 +160,25 @@ def median_frequency(
 
     Without ``interpolate``: the frequency of the first bin at which the
     cumulative power exceeds half the total (the toolbox convention; resolution
-    one bin).  With ``interpolate``: the frequency where the cumulative power,
-    taken as reaching ``cum[k]`` at ``freqs[k]``, crosses half by linear
-    interpolation between bins (smooth, better for fatigue slopes).
+    one bin, biased up by up to one bin).  With ``interpolate``: each bin's
+    power is spread evenly over its cell (from midway to the previous bin to
+    midway to the next), and the MDF is where that cumulative power reaches half
+    (sub-bin resolution, unbiased for a symmetric peak; better for fatigue
+    slopes).  ``freqs`` must be increasing.
     """
     cum = np.cumsum(power, axis=-1)
     total = cum[..., -1:]
     half = total / 2.0
     k = np.argmax(cum > half, axis=-1)
     fk = freqs[k]
-    if interpolate:
-        kp = np.maximum(k - 1, 0)
-        c0 = np.take_along_axis(cum, kp[..., None], axis=-1)[..., 0]
-        c1 = np.take_along_axis(cum, k[..., None], axis=-1)[..., 0]
+    if interpolate and freqs.size > 1:
+        mids = (freqs[1:] + freqs[:-1]) / 2.0
+        edges = np.concatenate(([2 * freqs[0] - mids[0]], mids, [2 * freqs[-1] - mids[-1]]))
+        below = np.where(k > 0, np.take_along_axis(cum, np.maximum(k - 1, 0)[..., None], -1)[..., 0], 0.0)
+        pk = np.take_along_axis(power, k[..., None], axis=-1)[..., 0]
         with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.where(c1 > c0, (half[..., 0] - c0) / (c1 - c0), 0.0)
-        frac = np.clip(frac, 0.0, 1.0)
-        fk = np.where(k > 0, freqs[kp] + frac * (freqs[k] - freqs[kp]), fk)
+            frac = np.clip((half[..., 0] - below) / pk, 0.0, 1.0)
+        fk = edges[k] + frac * (edges[k + 1] - edges[k])
     return np.where(total[..., 0] > 0, fk, np.nan)
 
 

@@ -121,14 +121,14 @@ def test_zero_window_has_no_frequency():
 
 
 def test_median_frequency_interpolation():
-    freqs = np.array([0.0, 10.0, 20.0, 30.0])
-    power = np.array([0.0, 1.0, 1.0, 0.0])  # cumulative 0, 1, 2, 2 -> half = 1
+    freqs = np.array([0.0, 10.0, 20.0, 30.0])  # cells [-5, 5), [5, 15), [15, 25), [25, 35)
+    power = np.array([0.0, 1.0, 1.0, 0.0])  # symmetric about 15 Hz
     assert median_frequency(power, freqs) == 20.0  # first bin with cum > half
-    assert median_frequency(power, freqs, interpolate=True) == pytest.approx(10.0)
-    power = np.array([1.0, 1.0, 1.0, 1.0])  # half = 2, cum crosses between 10 (2) and 20 (3)
-    assert median_frequency(power, freqs, interpolate=True) == pytest.approx(10.0)
-    power = np.array([0.0, 2.0, 1.0, 1.0])  # half = 2 reached at 10; strictly above at 20
-    assert median_frequency(power, freqs, interpolate=True) == pytest.approx(10.0)
+    assert median_frequency(power, freqs, interpolate=True) == pytest.approx(15.0)
+    power = np.array([1.0, 2.0, 3.0, 4.0])  # half = 5: 3 below bin 2, 2 of its 3 needed
+    assert median_frequency(power, freqs, interpolate=True) == pytest.approx(15 + 2 / 3 * 10)
+    power = np.array([[4.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(median_frequency(power, freqs, interpolate=True), [0.0, np.nan])
 
 
 def test_window_geometry():
