@@ -176,7 +176,7 @@ def _longest_bridged(mask, max_gap):
             j = i
             while j < len(m) and not m[j]:
                 j += 1
-            if 0 < i and j < len(m) and j - i < max_gap:
+            if i > 0 and j < len(m) and j - i < max_gap:
                 m[i:j] = [True] * (j - i)
             i = j
         else:
