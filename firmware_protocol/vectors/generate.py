@@ -44,6 +44,8 @@ from firmware_protocol.packets import (
 HERE = Path(__file__).resolve().parent
 BYTES_PER_LINE = 32
 NOTIFY_PAYLOADS = (20, 244)
+#: Vectors whose frames, concatenated, make the stream of the notification vectors.
+NOTIFY_STREAM = ("device_info_emg8_imu6", "session_three_frames", "emg_int16_20x8", "marker_utf8")
 
 
 def f32(x: float) -> float:
@@ -235,9 +237,9 @@ def packet_vectors() -> list[Vector]:
 
 
 def notification_stream() -> bytes:
-    """The framed stream split into notifications: session_three_frames + marker_utf8."""
+    """The framed stream cut into notifications: a connection's first frames."""
     vecs = {vec.name: vec for vec in packet_vectors()}
-    return vecs["session_three_frames"].framed + vecs["marker_utf8"].framed
+    return b"".join(vecs[name].framed for name in NOTIFY_STREAM)
 
 
 def notifications(payload: int) -> list[bytes]:
@@ -285,9 +287,8 @@ def render_packets(vec: Vector) -> str:
 
 def render_notifications(payload: int) -> str:
     comment = ("# BLE notifications, payload %d (counter byte + %d stream bytes), from one "
-               "NotificationPacker(%d).push(stream, flush=True); stream = frames of "
-               "session_three_frames then marker_utf8; one notification per line"
-               % (payload, payload - 1, payload))
+               "NotificationPacker(%d).push(stream, flush=True); stream = frames of %s; "
+               "one notification per line" % (payload, payload - 1, payload, ", ".join(NOTIFY_STREAM)))
     return "\n".join([comment] + [n.hex() for n in notifications(payload)]) + "\n"
 
 
