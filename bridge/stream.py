@@ -122,6 +122,12 @@ class StreamAssembler:
             return self._block(packet, host_time)
         if isinstance(packet, fp.DeviceInfo):
             self._announce(packet)
+        elif isinstance(packet, (fp.Marker, fp.Status)) and self._dev_t0 is not None:
+            # Timestamped on the device: place it on the host clock like the samples.
+            try:
+                host_time = self.clock.to_host(self._device_us(packet.t_us) * 1e-6)
+            except RuntimeError:  # clock not fitted yet
+                pass
         return [DeviceEvent(self.device, host_time, packet)]
 
     def _announce(self, info: fp.DeviceInfo) -> None:

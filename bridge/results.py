@@ -1,0 +1,91 @@
+"""End-of-session results: the analytics of each protocol phase, as one JSON tree.
+
+The live view's summary, ``glutebridge analyze`` and the HTML report all
+render this one structure, so their numbers agree.
+"""
+
+from __future__ import annotations
+
+from bridge.analytics import summarize
+from bridge.analytics.holds import hold_timing
+
+#: Muscles that stand for each side in the firing order, in reference-first order.
+_SIDE_ORDER = ("glute_max", "hamstring", "erector")
+
+
+def _in_window(contractions, start: float, end: float | None):
+    """Contractions whose midpoint lies in the phase (refined onsets may precede its marker)."""
+    end = float("inf") if end is None else end
+    return [c for c in contractions if start <= (c.onset + c.offset) / 2 < end]
+
+
+def _side_names(names: dict[int, str], suffix: str) -> list[str]:
+    have = set(names.values())
+    return [m + suffix for m in _SIDE_ORDER if m + suffix in have]
+
+
+def phase_results(session, device: str) -> list[dict]:
+    """Analytics per phase of ``device``: reps, holds, stance; plain dicts."""
+    dev = session.devices[device]
+    contractions = session.contractions(device)
+    names = session.channel_names(device)
+    out = []
+    phases = dev.phases or []
+    for ph in phases:
+        entry: dict = {"phase": ph.name, "arg": ph.arg, "start": ph.start, "end": ph.end}
+        cs = _in_window(contractions, ph.start, ph.end)
+        if ph.name == "reps" and names:
+            entry["summary"] = _reps_summary(cs, names)
+        elif ph.name == "hold" and names:
+            target = float(ph.arg or 10.0)
+            entry["holds"] = {
+                name: hold_timing(cs, target, ch, name=name).to_dict()
+                for ch, name in names.items()
+                if any(c.channel == ch for c in cs)}
+        elif ph.name == "stance":
+            res = [r for leg, r in dev.stance_results if leg == (ph.arg or "left")]
+            entry["stance"] = [_as_dict(r) for r in res]
+        out.append(entry)
+    return out
+
+
+def _reps_summary(cs, names: dict[int, str]) -> dict:
+    out = {}
+    for side, suffix in (("left", "_L"), ("right", "_R")):
+        fire = _side_names(names, suffix)
+        if len(fire) >= 2 and any(names[c.channel] in fire for c in cs):
+            s = summarize(cs, names, firing_muscles=fire, reference=fire[0],
+                          ratios=[(f"hamstring{suffix}", f"glute_max{suffix}")]
+                          if f"hamstring{suffix}" in fire else ())
+            out[side] = {"firing": s.firing.to_dict() if s.firing else None,
+                         "ratios": [r.to_dict() for r in s.ratios]}
+    full = summarize(cs, names)
+    out["muscles"] = [m.to_dict() for m in full.muscles if m.reps.n_reps]
+    out["symmetry"] = [s.to_dict() for s in full.symmetry]
+    return out
+
+
+def _as_dict(obj):
+    if obj is None:
+        return None
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return obj
+
+
+def session_results(session) -> dict:
+    """Everything a report needs, per device: contractions, phases, link counters."""
+    out = {"devices": {}}
+    for name, dev in session.devices.items():
+        out["devices"][name] = {
+            "channels": session.channel_names(name),
+            "contractions": [
+                {"channel": c.channel, "muscle": session.channel_names(name).get(c.channel),
+                 "onset": c.onset, "offset": c.offset, "peak": c.peak, "mean": c.mean,
+                 "pct_mvc": c.pct_mvc, "truncated": c.truncated}
+                for c in session.contractions(name)],
+            "phases": phase_results(session, name),
+            "gaps": [{"stream": g.stream, "first_sample": g.first_sample,
+                      "n_samples": g.n_samples, "reason": g.reason} for g in dev.gaps],
+        }
+    return out

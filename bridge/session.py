@@ -1,0 +1,306 @@
+"""A session: stream items -> native cores -> events, the same live and in replay.
+
+:class:`Session` consumes what :class:`~bridge.stream.StreamAssembler`
+produces (SampleChunk, Gap, DeviceEvent) from any source and drives, per
+device, one :class:`~bridge.emg.ContractionDetector` over its EMG stream and
+a single-leg stance test over its IMU stream while a stance phase runs.  It
+emits typed events (below) to the caller and keeps what the end-of-session
+analytics need.  It does no I/O: live sources, replay and tests all call
+:meth:`Session.handle` with the same items and get the same events.
+
+Phases come from device MARKERs whose text is ``"<phase>[:<arg>]"``
+(``rest``, ``reps:bridge``, ``hold:10``, ``stance:left``...): a button on the
+wearable, the CLI's guided protocols (MARK command echoed by the device with
+its own timestamp) or the virtual wearable's script all produce them.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import firmware_protocol as fp
+from bridge.emg import Contraction, ContractionDetector, Offset, Onset
+from bridge.stream import DeviceEvent, Gap, SampleChunk
+
+
+# ------------------------------------------------------------------- events
+@dataclass(frozen=True, slots=True)
+class MuscleEvent:
+    """A contraction started (``onset``) or ended (``offset``) on one muscle."""
+
+    kind: str  # "onset" | "offset"
+    device: str
+    channel: int
+    muscle: str
+    time: float  # s on the session timeline (stream sample / rate)
+    host_time: float  # s, host clock
+    latency: float  # s between the event's time and when it was decided
+    peak: float
+    mean: float
+    contraction: Contraction | None = None  # offsets only, on the session timeline
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseEvent:
+    """The protocol moved to a new phase (from a device marker)."""
+
+    device: str
+    name: str  # e.g. "reps", "hold", "stance"
+    arg: str  # e.g. "bridge", "10", "left"
+    time: float
+    host_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceEvent:
+    """An event of the single-leg stance test (stance start, touchdown, result)."""
+
+    device: str
+    leg: str
+    time: float
+    event: object  # the balance core's event dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent:
+    """Link health worth showing: gaps (lost samples), status, device info."""
+
+    device: str
+    kind: str  # "gap" | "status" | "info" | "ack"
+    time: float
+    detail: object
+
+
+@dataclass
+class Phase:
+    name: str
+    arg: str
+    start: float
+    end: float | None = None
+
+
+# ------------------------------------------------------------------ session
+@dataclass
+class _Emg:
+    detector: ContractionDetector
+    rate: float
+    labels: tuple[str, ...]
+    base: int | None = None  # stream sample of detector sample 0
+    splices: list[int] = field(default_factory=list)  # detector samples where gaps were cut out
+    spliced: list[int] = field(default_factory=list)  # cumulative samples cut out at each
+    anchor: tuple[int, float] | None = None  # (stream sample, host time) of the latest chunk
+    contractions: list[Contraction] = field(default_factory=list)
+    rest: list[np.ndarray] = field(default_factory=list)
+
+    def stream_sample(self, det_sample: int) -> int:
+        i = bisect.bisect_right(self.splices, det_sample)
+        return self.base + det_sample + (self.spliced[i - 1] if i else 0)
+
+    def host_time(self, stream_sample: int) -> float:
+        s0, h0 = self.anchor
+        return h0 + (stream_sample - s0) / self.rate
+
+
+class _DeviceState:
+    def __init__(self) -> None:
+        self.emg: dict[int, _Emg] = {}
+        self.imu: dict[int, object] = {}  # stream -> (rate, labels)
+        self.phases: list[Phase] = []
+        self.time_anchor: tuple[float, float] | None = None  # (host time, session time)
+        self.stance = None  # running stance test
+        self.stance_leg = ""
+        self.stance_t0 = 0.0
+        self.stance_results: list[tuple[str, object]] = []
+        self.gaps: list[Gap] = []
+        self.status: fp.Status | None = None
+        self.info: fp.DeviceInfo | None = None
+
+
+class Session:
+    """Drive the native cores from stream items; collect events and results.
+
+    ``detector`` holds keyword arguments for every ContractionDetector;
+    ``stance_duration`` is the single-leg test's goal (s).  Gaps shorter than
+    ``max_splice`` s are cut out of the detector input (the timeline stays
+    exact, the detector sees a splice); longer gaps close open contractions
+    (marked truncated) and restart the detector.
+    """
+
+    def __init__(self, *, detector: dict | None = None, stance_duration: float = 30.0,
+                 max_splice: float = 0.1, calibrate_on_rest: bool = True) -> None:
+        self.detector_params = dict(detector or {})
+        self.stance_duration = stance_duration
+        self.max_splice = max_splice
+        self.calibrate_on_rest = calibrate_on_rest
+        self.devices: dict[str, _DeviceState] = {}
+
+    # --------------------------------------------------------------- intake
+    def handle(self, item) -> list:
+        """Process one stream item; return the events it produced."""
+        dev = self.devices.setdefault(getattr(item, "device", ""), _DeviceState())
+        if isinstance(item, SampleChunk):
+            if item.kind == "emg":
+                return self._emg_chunk(dev, item)
+            return self._imu_chunk(dev, item)
+        if isinstance(item, Gap):
+            return self._gap(dev, item)
+        if isinstance(item, DeviceEvent):
+            return self._device_event(dev, item)
+        return []
+
+    def _session_time(self, dev: _DeviceState, host_time: float) -> float:
+        if dev.time_anchor is None:
+            return 0.0
+        h0, s0 = dev.time_anchor
+        return s0 + (host_time - h0)
+
+    def _emg_chunk(self, dev: _DeviceState, c: SampleChunk) -> list:
+        st = dev.emg.get(c.stream)
+        if st is None:
+            st = dev.emg[c.stream] = _Emg(
+                ContractionDetector(c.samples.shape[1], c.rate, **self.detector_params),
+                c.rate, c.labels)
+        if st.base is None:
+            st.base = c.first_sample
+        st.anchor = (c.first_sample, c.host_time)
+        if dev.time_anchor is None:
+            dev.time_anchor = (c.host_time, c.first_sample / c.rate)
+        phase = dev.phases[-1] if dev.phases else None
+        if phase is not None and phase.name == "rest" and phase.end is None:
+            st.rest.append(c.samples)
+        return self._emg_events(c.device, st, st.detector.process(c.samples))
+
+    def _emg_events(self, device: str, st: _Emg, events) -> list:
+        out = []
+        for ev in events:
+            s = st.stream_sample(ev.sample)
+            t = s / st.rate
+            name = st.labels[ev.channel] if ev.channel < len(st.labels) else str(ev.channel)
+            if isinstance(ev, Onset):
+                out.append(MuscleEvent("onset", device, ev.channel, name, t, st.host_time(s),
+                                       ev.latency, ev.peak, ev.mean))
+            elif isinstance(ev, Offset):
+                k = ev.contraction
+                on = st.stream_sample(k.onset_sample)
+                c = Contraction(k.channel, on / st.rate, t, k.peak, k.mean, k.pct_mvc, on, s,
+                                k.truncated)
+                st.contractions.append(c)
+                out.append(MuscleEvent("offset", device, ev.channel, name, t, st.host_time(s),
+                                       ev.latency, k.peak, k.mean, c))
+        return out
+
+    def _gap(self, dev: _DeviceState, g: Gap) -> list:
+        dev.gaps.append(g)
+        out: list = [LinkEvent(g.device, "gap", self._session_time(dev, g.host_time), g)]
+        st = dev.emg.get(g.stream)
+        if st is None or st.base is None:
+            return out
+        if g.n_samples / st.rate <= self.max_splice and g.reason == "lost":
+            det_now = st.detector.sample_count
+            st.splices.append(det_now)
+            st.spliced.append((st.spliced[-1] if st.spliced else 0) + g.n_samples)
+        else:
+            out += self._emg_events(g.device, st, st.detector.finish())
+            st.detector.reset()
+            st.base = g.first_sample + g.n_samples
+            st.splices.clear()
+            st.spliced.clear()
+        return out
+
+    def _device_event(self, dev: _DeviceState, e: DeviceEvent) -> list:
+        p = e.packet
+        t = self._session_time(dev, e.host_time)
+        if isinstance(p, fp.Marker):
+            name, _, arg = p.text.partition(":")
+            return self._phase(dev, e.device, name, arg, t, e.host_time)
+        if isinstance(p, fp.Status):
+            dev.status = p
+            return [LinkEvent(e.device, "status", t, p)]
+        if isinstance(p, fp.DeviceInfo):
+            dev.info = p
+            return [LinkEvent(e.device, "info", t, p)]
+        if isinstance(p, fp.Ack):
+            return [LinkEvent(e.device, "ack", t, p)]
+        return []
+
+    def _phase(self, dev, device, name, arg, t, host_time) -> list:
+        out: list = []
+        if dev.phases and dev.phases[-1].end is None:
+            prev = dev.phases[-1]
+            prev.end = t
+            if prev.name == "rest" and self.calibrate_on_rest:
+                self._calibrate_rest(dev)
+            if prev.name == "stance":
+                out += self._end_stance(dev, device)
+        dev.phases.append(Phase(name, arg, t))
+        out.append(PhaseEvent(device, name, arg, t, host_time))
+        if name == "stance":
+            out += self._start_stance(dev, device, arg or "left", t)
+        return out
+
+    def _calibrate_rest(self, dev: _DeviceState) -> None:
+        for st in dev.emg.values():
+            if st.rest:
+                block = np.concatenate(st.rest)
+                st.rest.clear()
+                if block.shape[0] >= st.rate:  # at least 1 s of rest
+                    st.detector.calibrate_rest(block)
+
+    # -------------------------------------------------------------- balance
+    def _imu_chunk(self, dev: _DeviceState, c: SampleChunk) -> list:
+        dev.imu[c.stream] = (c.rate, c.labels)
+        if dev.stance is None:
+            return []
+        events = dev.stance.process(c.samples)
+        return [BalanceEvent(c.device, dev.stance_leg, c.first_sample / c.rate, ev)
+                for ev in events]
+
+    def _start_stance(self, dev, device, leg, t) -> list:
+        from bridge import balance  # the balance core is optional for EMG-only sessions
+
+        rate = next(iter(dev.imu.values()))[0] if dev.imu else None
+        if rate is None or not hasattr(balance, "SingleLegStanceTest"):
+            return [LinkEvent(device, "info", t, "no IMU stream: stance test skipped")]
+        dev.stance = balance.SingleLegStanceTest(rate, duration=self.stance_duration, leg=leg)
+        dev.stance_leg = leg
+        dev.stance_t0 = t
+        return []
+
+    def _end_stance(self, dev, device) -> list:
+        if dev.stance is None:
+            return []
+        events = dev.stance.finish() if hasattr(dev.stance, "finish") else []
+        out = [BalanceEvent(device, dev.stance_leg, dev.stance_t0, ev) for ev in events]
+        dev.stance_results.append((dev.stance_leg, dev.stance.result()
+                                   if hasattr(dev.stance, "result") else None))
+        dev.stance = None
+        return out
+
+    # ------------------------------------------------------------------ end
+    def finish(self) -> list:
+        """End of data: close open contractions, phases and stance tests."""
+        out: list = []
+        for name, dev in self.devices.items():
+            for st in dev.emg.values():
+                out += self._emg_events(name, st, st.detector.finish())
+            if dev.phases and dev.phases[-1].end is None:
+                last = dev.phases[-1]
+                last.end = max([c.offset for st in dev.emg.values() for c in st.contractions]
+                               + [last.start])
+                if last.name == "stance":
+                    out += self._end_stance(dev, name)
+        return out
+
+    def contractions(self, device: str | None = None) -> list[Contraction]:
+        """All contractions so far (session timeline), by onset."""
+        devs = [self.devices[device]] if device is not None else self.devices.values()
+        out = [c for d in devs for st in d.emg.values() for c in st.contractions]
+        return sorted(out, key=lambda c: (c.onset, c.channel))
+
+    def channel_names(self, device: str | None = None) -> dict[int, str]:
+        dev = self.devices[device] if device is not None else next(iter(self.devices.values()))
+        st = next(iter(dev.emg.values()), None)
+        return {i: n for i, n in enumerate(st.labels)} if st else {}

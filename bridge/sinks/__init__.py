@@ -1,0 +1,1 @@
+"""Where events go: the terminal, JSON Lines, LSL, the dashboard, reports."""

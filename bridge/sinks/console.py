@@ -1,0 +1,119 @@
+"""Terminal output: one line per event as it happens, and the session summary."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from bridge.session import BalanceEvent, LinkEvent, MuscleEvent, PhaseEvent
+
+_PHASE_TEXT = {
+    "rest": "rest: relax every muscle (baseline)",
+    "reps": "repetitions",
+    "hold": "isometric hold",
+    "stance": "single-leg stance",
+}
+
+
+class ConsoleSink:
+    """Prints events to a rich console (plain text when not a terminal)."""
+
+    def __init__(self, console: Console | None = None, show_gaps: bool = True) -> None:
+        self.console = console or Console(highlight=False)
+        self.show_gaps = show_gaps
+        self.lost_samples = 0
+
+    def emit(self, ev) -> None:
+        c = self.console
+        if isinstance(ev, MuscleEvent):
+            if ev.kind == "onset":
+                c.print(f"{ev.time:8.3f} s  [green]▲ {ev.muscle:<12}[/] fires"
+                        f"  (decided {ev.latency * 1000:.0f} ms later)")
+            else:
+                k = ev.contraction
+                extra = f", {k.pct_mvc:.0f} %MVC" if k is not None and k.pct_mvc else ""
+                dur = f"{k.duration:.2f} s" if k is not None else ""
+                c.print(f"{ev.time:8.3f} s  [red]▼ {ev.muscle:<12}[/] relaxes after {dur}"
+                        f"  (peak {ev.peak * 1000:.0f} µV{extra})")
+        elif isinstance(ev, PhaseEvent):
+            text = _PHASE_TEXT.get(ev.name, ev.name)
+            c.rule(f"{ev.time:.1f} s — {text} {ev.arg}".rstrip())
+        elif isinstance(ev, BalanceEvent):
+            desc = getattr(ev.event, "describe", None)
+            text = desc() if callable(desc) else repr(ev.event)
+            c.print(f"{ev.time:8.3f} s  [cyan]◆ {ev.leg} leg[/] {text}")
+        elif isinstance(ev, LinkEvent) and ev.kind == "gap":
+            self.lost_samples += ev.detail.n_samples
+            if self.show_gaps:
+                c.print(f"{ev.time:8.3f} s  [yellow]! {ev.detail.n_samples} samples lost "
+                        f"on stream {ev.detail.stream} ({ev.detail.reason})[/]")
+
+    def summary(self, results: dict) -> None:
+        """Print the per-phase analytics of :func:`bridge.results.session_results`."""
+        c = self.console
+        for device, d in results["devices"].items():
+            c.rule(f"Summary — {device}")
+            for ph in d["phases"]:
+                if ph["phase"] == "reps" and "summary" in ph:
+                    self._reps(ph["summary"])
+                elif ph["phase"] == "hold" and ph.get("holds"):
+                    self._holds(ph["holds"])
+                elif ph["phase"] == "stance" and ph.get("stance"):
+                    for r in ph["stance"]:
+                        c.print(f"Single-leg stance, {ph['arg']} leg: {_stance_text(r)}")
+            lost = sum(g["n_samples"] for g in d["gaps"])
+            c.print(f"Link: {len(d['gaps'])} gaps, {lost} samples lost")
+
+    def _reps(self, s: dict) -> None:
+        t = Table(title="Repetitions", show_edge=False)
+        for col in ("muscle", "reps", "mean duration s", "mean peak µV"):
+            t.add_column(col)
+        for m in s["muscles"]:
+            reps = m["reps"]["sets"]
+            all_reps = [r for st in reps for r in st["reps"]]
+            if not all_reps:
+                continue
+            dur = sum(r["duration"] for r in all_reps) / len(all_reps)
+            peak = sum(r["peak"] for r in all_reps) / len(all_reps)
+            t.add_row(m["name"], str(len(all_reps)), f"{dur:.2f}", f"{peak * 1000:.0f}")
+        self.console.print(t)
+        for side in ("left", "right"):
+            f = (s.get(side) or {}).get("firing")
+            if not f:
+                continue
+            ref = f["reference"]
+            parts = []
+            for muscle, lat in f["latency"].items():
+                if muscle != ref and lat["median"] is not None:
+                    parts.append(f"{ref} fires {_rel(lat['median'])} {muscle}")
+            order = " > ".join(f["dominant_order"])
+            self.console.print(f"{side:>5} side: usual order {order}; " + "; ".join(parts))
+        for sym in s["symmetry"]:
+            m = sym["metrics"].get("peak")
+            if m and m.get("si") is not None:
+                side = "left" if m["si"] > 0 else "right"
+                self.console.print(f"Symmetry {sym['muscle']}: peak SI {m['si']:+.0f} % "
+                                   f"({side} stronger)")
+
+    def _holds(self, holds: dict) -> None:
+        for name, h in holds.items():
+            for hold in h["holds"]:
+                mark = "✓" if hold["met"] else "✗"
+                self.console.print(f"Hold {mark} {name}: {hold['sustained']:.1f} s of "
+                                   f"{hold['target']:g} s")
+
+
+def _rel(latency: float) -> str:
+    """'180 ms after' reads better than '-180 ms' (latency is other - reference)."""
+    ms = abs(latency) * 1000
+    return f"{ms:.0f} ms before" if latency > 0 else f"{ms:.0f} ms after"
+
+
+def _stance_text(r) -> str:
+    if r is None:
+        return "no result"
+    if isinstance(r, dict):
+        parts = [f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                 for k, v in r.items() if not isinstance(v, (dict, list))]
+        return ", ".join(parts[:6])
+    return str(r)
