@@ -545,10 +545,10 @@ static void check_notifications(const char *dir, size_t payload)
     snprintf(name, sizeof name, "notify_payload%u", (unsigned)payload);
     want_len = read_vector(dir, name, want, sizeof want, starts, &n_lines);
     fr.len = 0;
-    v_device_info_emg8_imu6(&fr); /* generate.NOTIFY_STREAM */
-    v_session_three_frames(&fr);
+    v_emg_int16_extremes(&fr); /* generate.NOTIFY_STREAM */
     v_emg_int16_20x8(&fr);
-    v_marker_utf8(&fr);
+    v_imu_int16_10x6(&fr);
+    v_emg_all_zero(&fr);
     if (want_len < 0 || fr.len < 0 || gbp_packer_init(&pk, payload) != 0) {
         result(0, name, "cannot read the file or build the stream");
         return;

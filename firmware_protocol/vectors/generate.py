@@ -44,8 +44,9 @@ from firmware_protocol.packets import (
 HERE = Path(__file__).resolve().parent
 BYTES_PER_LINE = 32
 NOTIFY_PAYLOADS = (20, 244)
-#: Vectors whose frames, concatenated, make the stream of the notification vectors.
-NOTIFY_STREAM = ("device_info_emg8_imu6", "session_three_frames", "emg_int16_20x8", "marker_utf8")
+#: Vectors whose frames, concatenated, make the stream of the notification vectors
+#: (chosen so that per-stream seq and first_sample stay continuous).
+NOTIFY_STREAM = ("emg_int16_extremes", "emg_int16_20x8", "imu_int16_10x6", "emg_all_zero")
 
 
 def f32(x: float) -> float:
@@ -237,7 +238,7 @@ def packet_vectors() -> list[Vector]:
 
 
 def notification_stream() -> bytes:
-    """The framed stream cut into notifications: a connection's first frames."""
+    """The framed stream that the notification vectors cut up."""
     vecs = {vec.name: vec for vec in packet_vectors()}
     return b"".join(vecs[name].framed for name in NOTIFY_STREAM)
 
