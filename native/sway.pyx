@@ -1,0 +1,521 @@
+# cython: language_level=3
+"""Native balance core: tilt filter, causal low-pass, sliding sway window and
+the single-leg stance state machine.
+
+Everything is causal and streaming; state lives in cdef classes and results
+are identical for any split of the input into blocks (each kernel works one
+sample at a time and all decisions depend on the global sample index only).
+Validation, defaults and filter design live in ``bridge/balance/``; this
+module trusts its inputs apart from checks that would otherwise crash.
+"""
+from libc.stdlib cimport calloc, free
+from libc.math cimport sqrt, fabs, NAN
+
+include "_sway_kernels.pxi"
+
+cdef double G = 9.80665
+
+
+cdef void _load_tilt(TiltState* t, mounting, double rate, double gain,
+                     double gate_lo, double gate_hi):
+    cdef int i
+    for i in range(9):
+        t.m[i] = float(mounting[i])
+    t.dt_rad = (1.0 / rate) * 3.141592653589793 / 180.0
+    t.gain = gain
+    t.gate_lo = gate_lo
+    t.gate_hi = gate_hi
+    t.ready = 0
+    t.u[0] = 0.0
+    t.u[1] = 0.0
+    t.u[2] = 1.0
+
+
+cdef void _load_sos(SosState* s, sos, zi):
+    cdef int j, k
+    s.nsec = len(sos)
+    for j in range(s.nsec):
+        for k in range(6):
+            s.c[j][k] = float(sos[j][k])
+        s.zi[j][0] = float(zi[j][0])
+        s.zi[j][1] = float(zi[j][1])
+    s.ready[0] = 0
+    s.ready[1] = 0
+
+
+cdef class TiltFilter:
+    """Gravity direction from gyro + accelerometer; AP/ML/up accelerations.
+
+    process(imu (n, >=6) acc g + gyro deg/s, out (n, 7)): columns a_ap, a_ml,
+    a_up [g], |a| [g], sin(forward lean), sin(left lean), forward-axis rate.
+    """
+    cdef TiltState st
+    cdef object _args
+
+    def __init__(self, mounting, double rate, double gain, double gate_lo, double gate_hi):
+        self._args = (tuple(mounting), rate, gain, gate_lo, gate_hi)
+        _load_tilt(&self.st, mounting, rate, gain, gate_lo, gate_hi)
+
+    def reset(self):
+        m, rate, g, lo, hi = self._args
+        _load_tilt(&self.st, m, rate, g, lo, hi)
+
+    @property
+    def up(self):
+        return (self.st.u[0], self.st.u[1], self.st.u[2])
+
+    def process(self, const double[:, ::1] imu, double[:, ::1] out):
+        cdef Py_ssize_t i, n = imu.shape[0]
+        cdef TiltOut o
+        if imu.shape[1] < 6 or out.shape[0] < n or out.shape[1] < 7:
+            raise ValueError("imu must be (n, >=6) and out (n, 7)")
+        with nogil:
+            for i in range(n):
+                tilt_step(&self.st, &imu[i, 0], &o)
+                out[i, 0] = o.a_ap
+                out[i, 1] = o.a_ml
+                out[i, 2] = o.a_up
+                out[i, 3] = o.norm
+                out[i, 4] = o.sin_ap
+                out[i, 5] = o.sin_ml
+                out[i, 6] = o.gx
+
+
+cdef class SosFilter2:
+    """Causal biquad cascade over two channels (e.g. AP and ML), in place safe."""
+    cdef SosState st
+    cdef object _args
+
+    def __init__(self, sos, zi):
+        if len(sos) > MAX_SECTIONS:
+            raise ValueError(f"at most {MAX_SECTIONS} sections")
+        self._args = (sos, zi)
+        _load_sos(&self.st, sos, zi)
+
+    def reset(self):
+        sos, zi = self._args
+        _load_sos(&self.st, sos, zi)
+
+    def process(self, const double[:, ::1] x, double[:, ::1] out):
+        cdef Py_ssize_t i, n = x.shape[0]
+        if x.shape[1] != 2 or out.shape[0] < n or out.shape[1] != 2:
+            raise ValueError("x and out must be (n, 2)")
+        with nogil:
+            for i in range(n):
+                out[i, 0] = sos_step(&self.st, 0, x[i, 0])
+                out[i, 1] = sos_step(&self.st, 1, x[i, 1])
+
+
+cdef class SwayWindow:
+    """Sliding-window sway metrics over the last ``window`` samples.
+
+    process(x (n, 2) ap/ml, out (n, 5)): rms_ap, rms_ml (mean removed),
+    mean_velocity (path / (N/rate)), ellipse_area_95 (prediction ellipse;
+    NaN until the window is full), jerk_per_s (1/2 sum (dx*rate)^2 / rate / T).
+    Running sums are recomputed exactly every ``window`` samples (at fixed
+    sample indices, so chunking never changes the result) to stop drift.
+    """
+    cdef double* buf      # ap, ml, path inc, jerk inc per slot
+    cdef Py_ssize_t w
+    cdef long long count
+    cdef double rate, ell_k
+    cdef double sa, sm, saa, smm, sam, sp, sj
+    cdef double pa, pm
+
+    def __cinit__(self, Py_ssize_t window, double rate, double ellipse_k):
+        if window < 3:
+            raise ValueError("window must hold at least 3 samples")
+        self.buf = <double*> calloc(4 * window, sizeof(double))
+        if self.buf == NULL:
+            raise MemoryError()
+        self.w = window
+        self.rate = rate
+        self.ell_k = ellipse_k
+        self.reset()
+
+    def __dealloc__(self):
+        free(self.buf)
+
+    def reset(self):
+        cdef Py_ssize_t i
+        for i in range(4 * self.w):
+            self.buf[i] = 0.0
+        self.count = 0
+        self.sa = self.sm = self.saa = self.smm = self.sam = self.sp = self.sj = 0.0
+        self.pa = self.pm = 0.0
+
+    cdef void _recompute(self) noexcept nogil:
+        cdef Py_ssize_t k, w = self.w
+        cdef long long c = self.count if self.count < w else w
+        cdef long long first = self.count - c
+        cdef Py_ssize_t pos
+        self.sa = self.sm = self.saa = self.smm = self.sam = self.sp = self.sj = 0.0
+        for k in range(c):
+            pos = (first + k) % w
+            self.sa += self.buf[4 * pos]
+            self.sm += self.buf[4 * pos + 1]
+            self.saa += self.buf[4 * pos] * self.buf[4 * pos]
+            self.smm += self.buf[4 * pos + 1] * self.buf[4 * pos + 1]
+            self.sam += self.buf[4 * pos] * self.buf[4 * pos + 1]
+            if k > 0:  # increments of the oldest sample point outside the window
+                self.sp += self.buf[4 * pos + 2]
+                self.sj += self.buf[4 * pos + 3]
+
+    cdef void _step(self, double a, double m, double* o) noexcept nogil:
+        cdef Py_ssize_t w = self.w
+        cdef Py_ssize_t pos = self.count % w
+        cdef double* old
+        cdef double da, dm, inc_p, inc_j, c, ma, mm, vaa, vmm, vam, det
+        if self.count > 0:
+            da = a - self.pa
+            dm = m - self.pm
+            inc_p = sqrt(da * da + dm * dm)
+            inc_j = da * da + dm * dm
+        else:
+            inc_p = 0.0
+            inc_j = 0.0
+        if self.count >= w:  # drop the sample leaving the window
+            old = &self.buf[4 * pos]
+            self.sa -= old[0]
+            self.sm -= old[1]
+            self.saa -= old[0] * old[0]
+            self.smm -= old[1] * old[1]
+            self.sam -= old[0] * old[1]
+            # the increment of the new oldest sample leaves the path too
+            old = &self.buf[4 * ((self.count + 1) % w)]
+            self.sp -= old[2]
+            self.sj -= old[3]
+        elif self.count >= 1:
+            pass
+        self.buf[4 * pos] = a
+        self.buf[4 * pos + 1] = m
+        self.buf[4 * pos + 2] = inc_p
+        self.buf[4 * pos + 3] = inc_j
+        self.pa = a
+        self.pm = m
+        self.sa += a
+        self.sm += m
+        self.saa += a * a
+        self.smm += m * m
+        self.sam += a * m
+        if self.count > 0:
+            self.sp += inc_p
+            self.sj += inc_j
+        self.count += 1
+        if self.count % w == 0:
+            self._recompute()
+        c = <double> (self.count if self.count < w else w)
+        if c < 3:
+            o[0] = NAN
+            o[1] = NAN
+            o[2] = NAN
+            o[3] = NAN
+            o[4] = NAN
+            return
+        ma = self.sa / c
+        mm = self.sm / c
+        vaa = self.saa / c - ma * ma
+        vmm = self.smm / c - mm * mm
+        vam = self.sam / c - ma * mm
+        o[0] = sqrt(vaa) if vaa > 0.0 else 0.0
+        o[1] = sqrt(vmm) if vmm > 0.0 else 0.0
+        o[2] = self.sp * self.rate / c
+        if self.count >= w:
+            det = (vaa * vmm - vam * vam) * (c / (c - 1.0)) * (c / (c - 1.0))
+            o[3] = 3.141592653589793 * sqrt(det if det > 0.0 else 0.0) * self.ell_k
+        else:
+            o[3] = NAN
+        o[4] = 0.5 * self.sj * self.rate / (c / self.rate)
+
+    def process(self, const double[:, ::1] x, double[:, ::1] out):
+        cdef Py_ssize_t i, n = x.shape[0]
+        if x.shape[1] != 2 or out.shape[0] < n or out.shape[1] != 5:
+            raise ValueError("x must be (n, 2) and out (n, 5)")
+        with nogil:
+            for i in range(n):
+                self._step(x[i, 0], x[i, 1], &out[i, 0])
+
+
+# ---------------------------------------------------------------------------
+# Single-leg stance state machine
+# ---------------------------------------------------------------------------
+cdef enum:
+    S_BASELINE = 0     # learning the double-stance lean
+    S_ARMED = 1        # double stance, watching for a weight shift
+    S_SETTLING = 2     # weight shift confirmed, measuring the stance lean
+    S_STANCE = 3       # single-leg stance
+    S_DONE = 4         # trial over
+
+cdef enum:
+    EV_BASELINE = 1
+    EV_STANCE = 2
+    EV_TOUCHDOWN = 3
+    EV_JOLT = 4
+    EV_COMPLETE = 5
+
+cdef enum:
+    N_EVF = 5          # fields per event record
+
+
+cdef class StanceCore:
+    """Tilt filter + 4th-order low-pass + stance state machine, per sample.
+
+    process(imu (n, >=6), out (n, 4), events (m, 5)) -> number of events.
+    out columns: a_ap, a_ml (low-passed, m/s^2), lean toward the stance leg
+    relative to the double-stance baseline (sin units), state code.
+    Event records: kind, sample, value1, value2, detected-at sample.
+    """
+    cdef TiltState tilt
+    cdef SosState sos
+    cdef object _args
+    cdef double* ring           # lean deviation history, for the retro lift-off estimate
+    cdef Py_ssize_t ring_n
+    # parameters (samples / sin units / g)
+    cdef double side, lean_alpha, norm_alpha
+    cdef long long baseline_n, confirm_n, plateau_n, back_n, confirm_td_n, soft_n, duration_n
+    cdef double lift_thr, settle_frac, td_frac, soft_frac, imp_thr, acc_clip, gyro_sat
+    cdef int end_on_touchdown
+    # state
+    cdef long long i, exc_i, start_i, cand_i, soft_i, trial_end, settle_from
+    cdef int state, trigger, lean_cues, started, rearm
+    cdef double lean_lp, norm_lp, base, base_sum, plateau_sum, pd, cand_peak
+    cdef public long long n_acc_clip, n_gyro_sat
+
+    def __cinit__(self, *args, **kw):
+        self.ring = NULL
+
+    def __init__(self, mounting, double rate, double tilt_gain, double gate_lo, double gate_hi,
+                 sos, zi, double side, double lean_alpha, double norm_alpha,
+                 long long baseline_n, long long confirm_n, long long plateau_n, long long back_n,
+                 long long confirm_td_n, long long soft_n, long long duration_n,
+                 double lift_thr, double settle_frac, double td_frac, double soft_frac,
+                 double imp_thr, double acc_clip, double gyro_sat, bint end_on_touchdown):
+        self._args = (mounting, rate, tilt_gain, gate_lo, gate_hi, sos, zi)
+        self.side = side
+        self.lean_alpha = lean_alpha
+        self.norm_alpha = norm_alpha
+        self.baseline_n = baseline_n
+        self.confirm_n = confirm_n
+        self.plateau_n = plateau_n
+        self.back_n = back_n
+        self.confirm_td_n = confirm_td_n
+        self.soft_n = soft_n
+        self.duration_n = duration_n
+        self.lift_thr = lift_thr
+        self.settle_frac = settle_frac
+        self.td_frac = td_frac
+        self.soft_frac = soft_frac
+        self.imp_thr = imp_thr
+        self.acc_clip = acc_clip
+        self.gyro_sat = gyro_sat
+        self.end_on_touchdown = end_on_touchdown
+        self.ring_n = back_n + confirm_n + plateau_n + 8
+        free(self.ring)
+        self.ring = <double*> calloc(self.ring_n, sizeof(double))
+        if self.ring == NULL:
+            raise MemoryError()
+        self.reset()
+
+    def __dealloc__(self):
+        free(self.ring)
+
+    def reset(self):
+        m, rate, g, lo, hi, sos, zi = self._args
+        _load_tilt(&self.tilt, m, rate, g, lo, hi)
+        _load_sos(&self.sos, sos, zi)
+        self.i = 0
+        self.state = S_BASELINE
+        self.trigger = 0
+        self.started = 0
+        self.lean_cues = 0
+        self.rearm = 0
+        self.exc_i = -1
+        self.start_i = -1
+        self.cand_i = -1
+        self.soft_i = -1
+        self.trial_end = -1
+        self.lean_lp = 0.0
+        self.norm_lp = 1.0
+        self.base = 0.0
+        self.base_sum = 0.0
+        self.plateau_sum = 0.0
+        self.pd = 0.0
+        self.cand_peak = 0.0
+        self.n_acc_clip = 0
+        self.n_gyro_sat = 0
+
+    def start(self):
+        """Operator trigger: single-leg stance starts at the next sample."""
+        if self.state != S_DONE and self.state != S_STANCE and self.state != S_SETTLING:
+            self.trigger = 1
+
+    @property
+    def state_code(self):
+        return self.state
+
+    @property
+    def samples_seen(self):
+        return self.i
+
+    @property
+    def baseline_ready(self):
+        return self.state != S_BASELINE or self.started
+
+    cdef inline Py_ssize_t _emit(self, double[:, ::1] ev, Py_ssize_t ne, int kind,
+                                 long long sample, double v1, double v2) noexcept nogil:
+        if ne < ev.shape[0]:
+            ev[ne, 0] = kind
+            ev[ne, 1] = sample
+            ev[ne, 2] = v1
+            ev[ne, 3] = v2
+            ev[ne, 4] = self.i
+        return ne + 1
+
+    cdef long long _retro_start(self) noexcept nogil:
+        # First sample (from back_n before the excursion) whose lean reached
+        # settle_frac of the stance plateau: the weight is over the stance
+        # foot, i.e. the lifted foot has left the floor.
+        cdef long long k, lo = self.exc_i - self.back_n
+        cdef double target = self.settle_frac * self.pd
+        if lo < self.i - self.ring_n + 1:
+            lo = self.i - self.ring_n + 1
+        if lo < 0:
+            lo = 0
+        for k in range(lo, self.i + 1):
+            if self.ring[k % self.ring_n] >= target:
+                return k
+        return self.exc_i
+
+    cdef Py_ssize_t _step(self, const double* row, double* out, double[:, ::1] ev,
+                          Py_ssize_t ne) noexcept nogil:
+        cdef TiltOut o
+        cdef double dev, r
+        cdef int j
+        for j in range(3):
+            if fabs(row[j]) >= self.acc_clip:
+                self.n_acc_clip += 1
+                break
+        for j in range(3, 6):
+            if fabs(row[j]) >= self.gyro_sat:
+                self.n_gyro_sat += 1
+                break
+        tilt_step(&self.tilt, row, &o)
+        out[0] = sos_step(&self.sos, 0, o.a_ap * G)
+        out[1] = sos_step(&self.sos, 1, o.a_ml * G)
+        if self.i == 0:
+            self.lean_lp = self.side * o.sin_ml
+            self.norm_lp = o.norm
+        self.lean_lp += self.lean_alpha * (self.side * o.sin_ml - self.lean_lp)
+        self.norm_lp += self.norm_alpha * (o.norm - self.norm_lp)
+        r = fabs(o.norm - self.norm_lp)  # high-passed |a|: impacts
+        dev = self.lean_lp - self.base
+        self.ring[self.i % self.ring_n] = dev
+
+        if self.trigger:
+            self.trigger = 0
+            if self.state == S_BASELINE:
+                # no baseline yet: judge the lean against the present one
+                self.base = self.lean_lp
+                dev = 0.0
+                self.ring[self.i % self.ring_n] = dev
+            self.start_i = self.i
+            self.exc_i = self.i
+            self.settle_from = self.i
+            self.plateau_sum = 0.0
+            self.state = S_SETTLING
+            if not self.started:
+                self.started = 1
+                self.trial_end = self.i + self.duration_n
+            ne = self._emit(ev, ne, EV_STANCE, self.i, 0.0, 1.0)
+
+        if self.state == S_BASELINE:
+            self.base_sum += self.lean_lp
+            if self.i + 1 >= self.baseline_n:
+                self.base = self.base_sum / self.baseline_n
+                self.state = S_ARMED
+                self.exc_i = -1
+                ne = self._emit(ev, ne, EV_BASELINE, self.i, self.base, 0.0)
+        elif self.state == S_ARMED:
+            if self.rearm:
+                # after a touchdown the lean must come back before a new lift counts
+                if dev < 0.5 * self.lift_thr:
+                    self.rearm = 0
+            elif dev > self.lift_thr:
+                if self.exc_i < 0:
+                    self.exc_i = self.i
+                elif self.i - self.exc_i >= self.confirm_n:
+                    self.state = S_SETTLING
+                    self.start_i = -1
+                    self.settle_from = self.i
+                    self.plateau_sum = 0.0
+            else:
+                self.exc_i = -1
+        elif self.state == S_SETTLING:
+            self.plateau_sum += dev
+            if self.start_i < 0 and dev < 0.5 * self.lift_thr:
+                self.state = S_ARMED  # the lean went away: not a lift-off
+                self.exc_i = -1
+            elif self.i - self.settle_from + 1 >= self.plateau_n:
+                self.pd = self.plateau_sum / self.plateau_n
+                self.lean_cues = self.pd >= self.lift_thr
+                if self.start_i < 0:
+                    self.start_i = self._retro_start()
+                    if not self.started:
+                        self.started = 1
+                        self.trial_end = self.start_i + self.duration_n
+                    ne = self._emit(ev, ne, EV_STANCE, self.start_i, self.pd, 0.0)
+                self.state = S_STANCE
+                self.cand_i = -1
+                self.soft_i = -1
+        elif self.state == S_STANCE:
+            if r > self.imp_thr:
+                if self.cand_i < 0:
+                    self.cand_i = self.i
+                    self.cand_peak = r
+                elif r > self.cand_peak and self.i - self.cand_i < self.confirm_td_n:
+                    self.cand_peak = r
+            if self.cand_i >= 0:
+                if not self.lean_cues or dev < self.td_frac * self.pd:
+                    ne = self._touchdown(ev, ne, self.cand_i, self.cand_peak, 1.0)
+                elif self.i - self.cand_i >= self.confirm_td_n:
+                    ne = self._emit(ev, ne, EV_JOLT, self.cand_i, self.cand_peak, 0.0)
+                    self.cand_i = -1
+            if self.state == S_STANCE and self.lean_cues:
+                if dev < self.soft_frac * self.pd:
+                    if self.soft_i < 0:
+                        self.soft_i = self.i
+                    elif self.i - self.soft_i >= self.soft_n and self.cand_i < 0:
+                        ne = self._touchdown(ev, ne, self.soft_i, 0.0, 0.0)
+                else:
+                    self.soft_i = -1
+
+        if self.started and self.state != S_DONE and self.i >= self.trial_end:
+            ne = self._emit(ev, ne, EV_COMPLETE, self.trial_end, 0.0, 0.0)
+            self.state = S_DONE
+        out[2] = dev
+        out[3] = self.state
+        self.i += 1
+        return ne
+
+    cdef Py_ssize_t _touchdown(self, double[:, ::1] ev, Py_ssize_t ne, long long at,
+                               double peak, double kind) noexcept nogil:
+        ne = self._emit(ev, ne, EV_TOUCHDOWN, at, peak, kind)
+        self.cand_i = -1
+        self.soft_i = -1
+        self.exc_i = -1
+        self.rearm = 1
+        if self.end_on_touchdown:
+            self.trial_end = at if at > self.i else self.i
+        self.state = S_ARMED
+        return ne
+
+    def process(self, const double[:, ::1] imu, double[:, ::1] out, double[:, ::1] events):
+        """Run a block; returns the number of events written (may exceed
+        events.shape[0] if the buffer was too small: size it n // 8 + 8)."""
+        cdef Py_ssize_t i, n = imu.shape[0], ne = 0
+        if imu.shape[1] < 6 or out.shape[0] < n or out.shape[1] != 4 or events.shape[1] != N_EVF:
+            raise ValueError("imu must be (n, >=6), out (n, 4), events (m, 5)")
+        with nogil:
+            for i in range(n):
+                ne = self._step(&imu[i, 0], &out[i, 0], events, ne)
+        return ne
