@@ -350,10 +350,13 @@ class ContractionDetector:
         lasted this long; shorter blips never produce events.
     ``min_gap``: dips below the offset threshold shorter than this are
         merged into the contraction (it is also the offset decision delay).
-    ``baseline_window``, ``baseline_history``: automatic noise floor = the
-        quietest ``baseline_window`` in the last ``baseline_history``
-        seconds (minimum statistics); used until :meth:`calibrate_rest`.
-        Detection starts after the first window.
+    ``baseline_window``, ``baseline_history``, ``baseline_quiet``:
+        automatic noise floor = envelope statistics pooled over the quietest
+        ``baseline_quiet`` fraction of the ``baseline_window``-long windows
+        in the last ``baseline_history`` seconds; used until
+        :meth:`calibrate_rest`.  Detection starts after the first window.
+    ``delay_compensation``: move refined onsets back by the envelope
+        smoother's DC group delay (default True).
     ``nonfinite``: "raise" (default) or "hold", see the module docstring.
 
     The onset is only *confirmed* after ``min_on``/``min_length``, but it is
@@ -383,6 +386,10 @@ class ContractionDetector:
         min_gap: float = 0.15,
         baseline_window: float = 0.5,
         baseline_history: float = 30.0,
+        baseline_quiet: float = 0.25,
+        delay_compensation: bool = True,
+        off_fraction: float = 0.0,
+        min_ratio: float = 0.0,
         nonfinite: str = "raise",
     ):
         self.filter = EmgFilter(
@@ -399,6 +406,8 @@ class ContractionDetector:
                 f"need k_refine <= k_off <= k_on, got {k_refine}, {k_off}, {k_on}")
         if nonfinite not in ("raise", "hold"):
             raise ConfigError(f"nonfinite must be 'raise' or 'hold', got {nonfinite!r}")
+        if not 0 < baseline_quiet <= 1:
+            raise ConfigError(f"baseline_quiet must be in (0, 1], got {baseline_quiet!r}")
         if min_gap < 0:
             raise ConfigError(f"min_gap must be >= 0 s, got {min_gap!r}")
         r = self.rate
@@ -411,6 +420,14 @@ class ContractionDetector:
             min_length=float(_positive("min_length", min_length)),
             min_gap=float(min_gap), baseline_window=win / r, baseline_history=hist * win / r,
             nonfinite=nonfinite)
+        # DC group delay of the envelope smoother, in samples: the onset is
+        # moved back by it (2nd-order Butterworth: sqrt(2) / (2 pi fc)).
+        if self.filter.envelope == "lowpass":
+            self.envelope_delay = int(round(math.sqrt(2) / (2 * math.pi * envelope_cutoff) * r))
+        elif self.filter.envelope == "rms":
+            self.envelope_delay = (self.filter.rms_samples - 1) // 2
+        else:
+            self.envelope_delay = 0
         chain = _emg._Chain(
             self.channels, self.filter.sos, np.ascontiguousarray(signal.sosfilt_zi(self.filter.sos)),
             1, int(self.filter.tkeo), _ENV_MODES[self.filter.envelope],
@@ -418,7 +435,9 @@ class ContractionDetector:
         self._core = _emg._Detector(
             chain, self.channels, float(k_on), float(k_off), float(k_refine),
             self._samples(min_on), self._samples(min_length),
-            int(round(min_gap * r)), win, hist, nonfinite == "hold")
+            int(round(min_gap * r)), win, hist, float(baseline_quiet),
+            self.envelope_delay if delay_compensation else 0, float(off_fraction),
+            float(min_ratio), nonfinite == "hold")
         self._mvc: np.ndarray | None = None
 
     # -- calibration ---------------------------------------------------------

@@ -43,11 +43,13 @@ cdef class _Detector:
     cdef Py_ssize_t nev, cap
     cdef long long t0
     cdef int auto, hold
-    cdef double k_on, k_off, k_ref
+    cdef double k_on, k_off, k_ref, off_frac, min_ratio
     cdef int* state
     cdef long long* last_low
     cdef long long* last_off
     cdef long long* onset
+    cdef long long* onset_raw
+    cdef Py_ssize_t comp
     cdef long long* cand_off
     cdef long long* above
     cdef double* pre_sum
@@ -67,6 +69,8 @@ cdef class _Detector:
     cdef double* hmean
     cdef double* hsd
     cdef double* last_good
+    cdef double* sortbuf
+    cdef double quiet
     cdef double* xin
     cdef double* env
     cdef EventRec* ev
@@ -78,7 +82,8 @@ cdef class _Detector:
     def __init__(self, _Chain chain, Py_ssize_t channels, double k_on, double k_off,
                  double k_ref, Py_ssize_t min_on, Py_ssize_t min_len,
                  Py_ssize_t min_gap, Py_ssize_t window, Py_ssize_t history,
-                 bint hold_nonfinite):
+                 double quiet, Py_ssize_t delay_comp, double off_fraction,
+                 double min_ratio, bint hold_nonfinite):
         if chain.nc != channels or channels < 1:
             raise ValueError("chain/channel mismatch")
         if window < 1 or history < 1 or min_on < 1 or min_len < 1 or min_gap < 0:
@@ -94,6 +99,10 @@ cdef class _Detector:
         self.win = window
         self.hist_cap = history
         self.hold = hold_nonfinite
+        self.comp = delay_comp if delay_comp > 0 else 0
+        self.off_frac = off_fraction
+        self.min_ratio = min_ratio
+        self.quiet = quiet if 0.0 < quiet <= 1.0 else 0.25
         self.auto = 1
         self.cap = CHUNK * channels
         n = channels
@@ -102,6 +111,7 @@ cdef class _Detector:
         self.last_low = <long long*>calloc(n, sizeof(long long))
         self.last_off = <long long*>calloc(n, sizeof(long long))
         self.onset = <long long*>calloc(n, sizeof(long long))
+        self.onset_raw = <long long*>calloc(n, sizeof(long long))
         self.cand_off = <long long*>calloc(n, sizeof(long long))
         self.above = <long long*>calloc(n, sizeof(long long))
         self.pre_sum = <double*>calloc(n, sizeof(double))
@@ -120,17 +130,18 @@ cdef class _Detector:
         self.hmean = <double*>calloc(n * history, sizeof(double))
         self.hsd = <double*>calloc(n * history, sizeof(double))
         self.last_good = <double*>calloc(n, sizeof(double))
+        self.sortbuf = <double*>calloc(2 * history, sizeof(double))
         self.xin = <double*>calloc(n * CHUNK, sizeof(double))
         self.env = <double*>calloc(n * CHUNK, sizeof(double))
         self.ev = <EventRec*>calloc(self.cap, sizeof(EventRec))
         if (self.state == NULL or self.have_base == NULL or self.last_low == NULL
-                or self.last_off == NULL or self.onset == NULL or self.cand_off == NULL
+                or self.last_off == NULL or self.onset == NULL or self.onset_raw == NULL or self.cand_off == NULL
                 or self.above == NULL or self.pre_sum == NULL or self.pre_peak == NULL
                 or self.acc_sum == NULL or self.acc_peak == NULL or self.snap_sum == NULL
                 or self.snap_peak == NULL or self.mu == NULL or self.sd == NULL
                 or self.on_thr == NULL or self.off_thr == NULL or self.ref_thr == NULL
                 or self.wsum == NULL or self.wsq == NULL or self.hmean == NULL
-                or self.hsd == NULL or self.last_good == NULL or self.xin == NULL
+                or self.hsd == NULL or self.last_good == NULL or self.sortbuf == NULL or self.xin == NULL
                 or self.env == NULL or self.ev == NULL):
             raise MemoryError()
         self.reset()
@@ -139,11 +150,11 @@ cdef class _Detector:
         if self.state == NULL:
             return
         free(self.state); free(self.have_base); free(self.last_low); free(self.last_off)
-        free(self.onset); free(self.cand_off); free(self.above); free(self.pre_sum)
+        free(self.onset); free(self.onset_raw); free(self.cand_off); free(self.above); free(self.pre_sum)
         free(self.pre_peak); free(self.acc_sum); free(self.acc_peak); free(self.snap_sum)
         free(self.snap_peak); free(self.mu); free(self.sd); free(self.on_thr)
         free(self.off_thr); free(self.ref_thr); free(self.wsum); free(self.wsq)
-        free(self.hmean); free(self.hsd); free(self.last_good); free(self.xin)
+        free(self.hmean); free(self.hsd); free(self.last_good); free(self.sortbuf); free(self.xin)
         free(self.env); free(self.ev)
 
     def reset(self):
@@ -162,6 +173,7 @@ cdef class _Detector:
             self.last_low[c] = -1
             self.last_off[c] = 0
             self.onset[c] = 0
+            self.onset_raw[c] = 0
             self.cand_off[c] = 0
             self.above[c] = 0
             self.pre_sum[c] = 0.0
@@ -214,29 +226,35 @@ cdef class _Detector:
     cdef inline void _set_base(self, Py_ssize_t c, double m, double s) noexcept nogil:
         # A perfectly flat input (e.g. a disconnected channel that reads 0)
         # has s == 0; keep the thresholds strictly above the mean anyway.
-        if s < 1e-3 * m:
-            s = 1e-3 * m
+        if s < 0.02 * m:
+            s = 0.02 * m
         self.mu[c] = m
         self.sd[c] = s
         self.on_thr[c] = m + self.k_on * s
+        if self.on_thr[c] < self.min_ratio * m:
+            self.on_thr[c] = self.min_ratio * m
         self.off_thr[c] = m + self.k_off * s
         self.ref_thr[c] = m + self.k_ref * s
         self.have_base[c] = 1
 
     cdef void _close_window(self) noexcept nogil:
-        """One baseline window ended: push its stats, take the quietest one.
+        """One baseline window ended: push its stats, re-estimate the floor.
 
-        Minimum statistics over a long history: the quietest recent window is
-        rest even when the muscle works most of the time, and a 10 s hold
-        cannot lift the baseline as long as the history is longer than it.
+        Quiet-fraction statistics over a long history: sort the recent
+        windows by mean envelope and pool the quietest ``quiet`` fraction
+        (mean of their means; SD from their mean within-window variance).  The quietest windows are rest even when the muscle works
+        most of the time, a 10 s hold cannot lift the baseline while the
+        history is longer than it, and pooling (rather than the single
+        quietest window) avoids the low bias of a minimum.
         """
-        cdef Py_ssize_t c, k, nc = self.nc, best
-        cdef double m, var, bm
+        cdef Py_ssize_t c, k, j, nc = self.nc, nq
+        cdef double m, var, sm, ss, sq
+        cdef double* srt = self.sortbuf
         for c in range(nc):
             m = self.wsum[c] / self.win
             var = self.wsq[c] / self.win - m * m
             self.hmean[self.hist_pos * nc + c] = m
-            self.hsd[self.hist_pos * nc + c] = sqrt(var) if var > 0.0 else 0.0
+            self.hsd[self.hist_pos * nc + c] = var if var > 0.0 else 0.0
             self.wsum[c] = 0.0
             self.wsq[c] = 0.0
         self.hist_pos += 1
@@ -244,14 +262,34 @@ cdef class _Detector:
             self.hist_pos = 0
         if self.hist_len < self.hist_cap:
             self.hist_len += 1
+        nq = <Py_ssize_t>(self.quiet * self.hist_len + 0.999999)
+        if nq < 1:
+            nq = 1
         for c in range(nc):
-            best = 0
-            bm = self.hmean[c]
-            for k in range(1, self.hist_len):
-                if self.hmean[k * nc + c] < bm:
-                    bm = self.hmean[k * nc + c]
-                    best = k
-            self._set_base(c, bm, self.hsd[best * nc + c])
+            # insertion sort of (mean, variance) pairs by mean; history is
+            # small (tens of windows) and this runs a few times a second.
+            for k in range(self.hist_len):
+                m = self.hmean[k * nc + c]
+                var = self.hsd[k * nc + c]
+                j = k
+                while j > 0 and srt[2 * (j - 1)] > m:
+                    srt[2 * j] = srt[2 * (j - 1)]
+                    srt[2 * j + 1] = srt[2 * (j - 1) + 1]
+                    j -= 1
+                srt[2 * j] = m
+                srt[2 * j + 1] = var
+            sm = 0.0
+            ss = 0.0
+            sq = 0.0
+            for k in range(nq):
+                sm += srt[2 * k]
+                sq += srt[2 * k] * srt[2 * k]
+                ss += srt[2 * k + 1]
+            m = sm / nq
+            # Within-window variance only: a between-window term would let
+            # one half-active window in a short history inflate the SD.
+            var = ss / nq
+            self._set_base(c, m, sqrt(var) if var > 0.0 else 0.0)
 
     cdef inline void _emit(self, int kind, Py_ssize_t c, long long sample,
                            long long emitted, long long onset, double peak,
@@ -269,7 +307,7 @@ cdef class _Detector:
     cdef void _detect(self, const double* env, Py_ssize_t m) noexcept nogil:
         cdef Py_ssize_t i, c, nc = self.nc
         cdef long long t
-        cdef double e
+        cdef double e, thr
         cdef int st
         for i in range(m):
             t = self.t0 + i
@@ -296,23 +334,38 @@ cdef class _Detector:
                     if e > self.on_thr[c]:
                         st = CANDIDATE
                         self.above[c] = 0
-                        self.onset[c] = self.last_low[c] + 1
+                        # Refined onset: where the envelope last sat at the
+                        # baseline, moved back by the envelope filter's own
+                        # delay (its DC group delay), never before the last
+                        # offset.  Amplitudes use the uncompensated span.
+                        self.onset_raw[c] = self.last_low[c] + 1
+                        if self.onset_raw[c] < self.last_off[c]:
+                            self.onset_raw[c] = self.last_off[c]
+                        self.onset[c] = self.onset_raw[c] - self.comp
                         if self.onset[c] < self.last_off[c]:
                             self.onset[c] = self.last_off[c]
+                        if self.onset[c] < 0:
+                            self.onset[c] = 0
                 if st == CANDIDATE:
                     if e > self.on_thr[c]:
                         self.above[c] += 1
                     elif e < self.off_thr[c]:
                         st = IDLE
                     if (st == CANDIDATE and self.above[c] >= self.min_on
-                            and t - self.onset[c] + 1 >= self.min_len):
+                            and t - self.onset_raw[c] + 1 >= self.min_len):
                         st = ACTIVE
                         self.acc_sum[c] = self.pre_sum[c]
                         self.acc_peak[c] = self.pre_peak[c]
                         self._emit(1, c, self.onset[c], t, self.onset[c],
-                                   self.pre_peak[c], self.pre_sum[c] / (t - self.onset[c] + 1))
+                                   self.pre_peak[c], self.pre_sum[c] / (t - self.onset_raw[c] + 1))
                 elif st == ACTIVE:
-                    if e < self.off_thr[c]:
+                    # Offset threshold: baseline hysteresis, or a fraction
+                    # of the contraction's own mean level if that is higher
+                    # (partial relaxation between reps never reaches rest).
+                    thr = self.off_frac * self.acc_sum[c] / (t - self.onset_raw[c])
+                    if thr < self.off_thr[c]:
+                        thr = self.off_thr[c]
+                    if e < thr:
                         st = PENDING_OFF
                         self.cand_off[c] = t
                         self.snap_sum[c] = self.acc_sum[c]
@@ -327,12 +380,15 @@ cdef class _Detector:
                     if e > self.on_thr[c]:
                         st = ACTIVE          # short gap: merged
                     elif t - self.cand_off[c] >= self.min_gap:
-                        if e <= self.off_thr[c]:
+                        thr = self.off_frac * self.snap_sum[c] / (self.cand_off[c] - self.onset_raw[c])
+                        if thr < self.off_thr[c]:
+                            thr = self.off_thr[c]
+                        if e <= thr:
                             st = IDLE
                             self.last_off[c] = self.cand_off[c]
                             self._emit(2, c, self.cand_off[c], t, self.onset[c],
                                        self.snap_peak[c],
-                                       self.snap_sum[c] / (self.cand_off[c] - self.onset[c]))
+                                       self.snap_sum[c] / (self.cand_off[c] - self.onset_raw[c]))
                         else:
                             st = ACTIVE
                 self.state[c] = st
@@ -437,8 +493,8 @@ cdef class _Detector:
                     off = self.cand_off[c]
                     s = self.snap_sum[c]
                     p = self.snap_peak[c]
-                if off > self.onset[c]:
-                    out.append((2, c, off, self.t0, self.onset[c], p, s / (off - self.onset[c])))
+                if off > self.onset_raw[c]:
+                    out.append((2, c, off, self.t0, self.onset[c], p, s / (off - self.onset_raw[c])))
                 self.last_off[c] = off
             self.state[c] = IDLE
         return out
