@@ -32,7 +32,8 @@ static uint16_t crc16_update(uint16_t crc, const uint8_t *data, size_t len)
     for (i = 0; i < len; i++) {
         crc ^= (uint16_t)((uint16_t)data[i] << 8);
         for (bit = 0; bit < 8; bit++)
-            crc = (crc & 0x8000u) ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
+            crc = (crc & 0x8000u) ? (uint16_t)(((unsigned)crc << 1) ^ 0x1021u)
+                                  : (uint16_t)((unsigned)crc << 1);
     }
     return crc;
 }

@@ -189,7 +189,12 @@ int gbp_build_ack(uint8_t *out, size_t cap, uint16_t seq, uint16_t cmd_seq, uint
  *     }
  *
  * If the notify fails, do not pop: peek again later and the same
- * notification (same counter) is returned.
+ * notification (same counter) is returned.  To fill notifications (fewer of
+ * them), peek with flush = 0 while frames keep coming and with flush = 1 once
+ * per connection interval, so no byte waits longer than that (spec.md, BLE).
+ *
+ * On a byte stream, sending a lone 0x00 before the first frame makes the
+ * host resynchronise at once (empty frames are ignored).
  */
 #define GBP_MAX_NOTIFY_PAYLOAD 512 /* largest ATT attribute value */
 
