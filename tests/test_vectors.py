@@ -236,6 +236,25 @@ def test_c_frame_equals_python_frame_on_random_packets(c_test_output):
         assert len(line) // 2 <= framing.max_frame_size(len(p))
 
 
+@needs_cc
+@pytest.mark.parametrize("payload", [2, 3, 20, 23, 244, 512])
+def test_c_packer_equals_python_packer(c_test_output, payload):
+    """Random pushes, with and without flush, including empty ones."""
+    assert c_test_output.returncode == 0
+    rng = random.Random(payload)
+    pushes = [(rng.random() < 0.5, bytes(rng.randrange(256) for _ in range(
+        rng.choice((0, 1, 5, payload - 1, payload, 3 * payload + 1, 700))))) for _ in range(60)]
+    proc = subprocess.run([str(C_DIR / "build" / "test_vectors"), "--notify", str(payload)],
+                          input="".join("%s %s\n" % ("F" if f else "N", d.hex()) for f, d in pushes),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = [[bytes.fromhex(x) for x in block.split("\n") if x]
+           for block in proc.stdout.split("-\n")[:-1]]
+    packer = generate.NotificationPacker(payload)
+    want = [packer.push(d, flush=f) for f, d in pushes]
+    assert got == want
+
+
 # ---------------------------------------------------------------- (d) header constants
 
 

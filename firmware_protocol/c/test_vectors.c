@@ -7,6 +7,8 @@
  *   test_vectors VECTOR_DIR   run all checks, one line per check; exit 0 iff all pass
  *   test_vectors --frame      read packets as hex lines on stdin, print gbp_frame() of each
  *                             (used by tests/test_vectors.py to fuzz COBS against Python)
+ *   test_vectors --notify N   run the notification packer (payload N) on pushes read from
+ *                             stdin (tests/test_vectors.py compares with NotificationPacker)
  */
 #include "gbp.h"
 
@@ -706,12 +708,57 @@ static int frame_stdin(void)
     return 0;
 }
 
+/*
+ * --notify PAYLOAD: each stdin line is "F <hex>" or "N <hex>", one push of
+ * framed bytes with or without flush (NotificationPacker.push).  Prints the
+ * notifications it produced, one per line, then "-" after each push.
+ */
+static void emit(gbp_packer *pk, int flush)
+{
+    const uint8_t *note;
+    size_t len = gbp_packer_peek(pk, flush, &note), i;
+    for (i = 0; i < len; i++)
+        printf("%02x", note[i]);
+    if (len) {
+        printf("\n");
+        gbp_packer_pop(pk);
+    }
+}
+
+static int notify_stdin(const char *payload_arg)
+{
+    static char line[3 * BUF_CAP];
+    static uint8_t data[BUF_CAP];
+    gbp_packer pk;
+    if (gbp_packer_init(&pk, (size_t)atoi(payload_arg)) != 0)
+        return 2;
+    while (fgets(line, sizeof line, stdin)) {
+        long n = (line[0] == 'F' || line[0] == 'N') && line[1] == ' '
+                     ? parse_hex(line + 2, data, sizeof data) : -1;
+        size_t off = 0;
+        if (n < 0)
+            return 2;
+        for (;;) {
+            off += gbp_packer_write(&pk, data + off, (size_t)n - off);
+            if (gbp_packer_peek(&pk, 0, &(const uint8_t *){NULL}) == 0)
+                break; /* not full: every byte was taken */
+            emit(&pk, 0);
+        }
+        if (line[0] == 'F')
+            emit(&pk, 1);
+        printf("-\n");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static frames fr;
     size_t v;
     if (argc == 2 && strcmp(argv[1], "--frame") == 0)
         return frame_stdin();
+    if (argc == 3 && strcmp(argv[1], "--notify") == 0)
+        return notify_stdin(argv[2]);
     if (argc != 2) {
         fprintf(stderr, "usage: %s VECTOR_DIR | --frame\n", argv[0]);
         return 2;
