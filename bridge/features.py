@@ -35,6 +35,7 @@ starts).  The offline function :func:`window_features` and the streaming
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Literal
 
@@ -57,8 +58,8 @@ FEATURES: tuple[str, ...] = ("RMS", "MAV", "IAV", "WL", "ZC", "SSC", "WAMP", "MN
 _SPECTRAL = frozenset({"MNF", "MDF"})
 FreqAxis = Literal["bins", "toolbox"]
 
-# Windows are materialised in batches (a strided view, then one temporary per
-# feature) so memory stays bounded for hour-long recordings.
+# Spectral features FFT each window; they run in batches of windows so memory
+# stays bounded for hour-long recordings.
 _BATCH_ELEMENTS = 1 << 22
 
 
@@ -219,51 +220,79 @@ class _Params:
         self.freqs = _freq_axis(self.rate, self.nfft, freq_axis)
 
 
+def _window_sums(q: np.ndarray, w: int, s: int, nw: int) -> np.ndarray:
+    """Sum of q (n, ch) over each window [j*s, j*s + w) -> (nw, ch).
+
+    Sums blocks of gcd(w, s) samples first, so a window costs w/gcd additions
+    of nearby partial sums (8 for window 200, step 25) instead of w, and no
+    long running sum loses precision.
+    """
+    g = math.gcd(w, s)
+    m = ((nw - 1) * s + w) // g
+    blocks = q[: m * g]
+    if g > 1:
+        blocks = blocks.reshape(m, g, q.shape[1]).sum(axis=1)
+    return sliding_window_view(blocks, w // g, axis=0)[:: s // g].sum(axis=-1)
+
+
+def _window_counts(ind: np.ndarray, lo: int, hi: int, w: int, s: int, nw: int) -> np.ndarray:
+    """Per window j, count of True in ind[j*s + lo : j*s + w - hi] (exact, via an int cumsum)."""
+    c = np.zeros((ind.shape[0] + 1, ind.shape[1]), dtype=np.int64)
+    np.cumsum(ind, axis=0, out=c[1:])
+    starts = np.arange(nw) * s
+    return (c[starts + w - hi] - c[starts + lo]).astype(np.float64)
+
+
 def _compute(x: np.ndarray, p: _Params) -> dict[str, np.ndarray]:
     """Features of every complete window of ``x`` (n, ch) -> {name: (n_windows, ch)}."""
     n, ch = x.shape
-    nw = n_windows(n, p.window, p.step)
+    w, s = p.window, p.step
+    nw = n_windows(n, w, s)
     out = {f: np.empty((nw, ch), dtype=np.float64) for f in p.features}
     if nw == 0:
         return out
     want = set(p.features)
-    per_window = max(1, ch * max(p.window, p.nfft))
-    batch = max(1, _BATCH_ELEMENTS // per_window)
-    w, s = p.window, p.step
-    for b0 in range(0, nw, batch):
-        b1 = min(nw, b0 + batch)
-        seg = x[b0 * s : (b1 - 1) * s + w]
-        # (windows, ch, window); a strided view, no copy yet
-        win = sliding_window_view(seg, w, axis=0)[::s]
-        sl = slice(b0, b1)
-        if want & {"MAV", "IAV"}:
-            iav = np.abs(win).sum(axis=-1)
-            if "IAV" in want:
-                out["IAV"][sl] = iav
-            if "MAV" in want:
-                out["MAV"][sl] = iav / w
-        if "RMS" in want:
-            out["RMS"][sl] = np.sqrt(np.einsum("wct,wct->wc", win, win) / w)
-        if want & {"WL", "WAMP", "ZC", "SSC"}:
-            d = np.diff(win, axis=-1)  # x[i+1] - x[i]
-            ad = np.abs(d)
-            if "WL" in want:
-                out["WL"][sl] = ad.sum(axis=-1)
-            if "WAMP" in want:
-                out["WAMP"][sl] = np.count_nonzero(ad > p.wamp, axis=-1)
-            if "ZC" in want:
-                cross = (win[..., :-1] * win[..., 1:] < 0) & (ad >= p.zc)
-                out["ZC"][sl] = np.count_nonzero(cross, axis=-1)
-            if "SSC" in want:
-                # (x[i]-x[i-1]) * (x[i]-x[i+1]) = d[i-1] * -d[i]
-                out["SSC"][sl] = np.count_nonzero(-d[..., :-1] * d[..., 1:] >= p.ssc, axis=-1)
-        if want & _SPECTRAL:
+    x = x[: (nw - 1) * s + w]  # samples after the last window are never used
+
+    # Time domain: per-sample quantities once, then sums per window.
+    if want & {"MAV", "IAV"}:
+        iav = _window_sums(np.abs(x), w, s, nw)
+        if "IAV" in want:
+            out["IAV"] = iav
+        if "MAV" in want:
+            out["MAV"] = iav / w
+    if "RMS" in want:
+        out["RMS"] = np.sqrt(_window_sums(x * x, w, s, nw) / w)
+    if want & {"WL", "WAMP", "ZC"}:
+        d = np.diff(x, axis=0)  # d[i] = x[i+1] - x[i]: pair i lies in window j if j*s <= i < j*s + w - 1
+        ad = np.abs(d)
+        if "WL" in want:
+            # pad so pair index ranges line up with windows; drop the pair leaving the window
+            padded = np.concatenate((ad, np.zeros((1, ch))))
+            out["WL"] = _window_sums(padded, w, s, nw) - padded[np.arange(nw) * s + w - 1]
+        if "WAMP" in want:
+            out["WAMP"] = _window_counts(ad > p.wamp, 0, 1, w, s, nw)
+        if "ZC" in want:
+            cross = (x[:-1] * x[1:] < 0) & (ad >= p.zc)
+            out["ZC"] = _window_counts(cross, 0, 1, w, s, nw)
+    if "SSC" in want:
+        # sample i (1..n-2) is a turn if (x[i]-x[i-1])*(x[i]-x[i+1]) >= thr; index it by i-1
+        d = np.diff(x, axis=0)
+        turn = -d[:-1] * d[1:] >= p.ssc
+        out["SSC"] = _window_counts(turn, 0, 2, w, s, nw)
+
+    # Frequency domain: FFT of each window, in batches to bound memory.
+    if want & _SPECTRAL:
+        batch = max(1, _BATCH_ELEMENTS // max(1, ch * p.nfft))
+        for b0 in range(0, nw, batch):
+            b1 = min(nw, b0 + batch)
+            win = sliding_window_view(x[b0 * s : (b1 - 1) * s + w], w, axis=0)[::s]
             spec = np.fft.rfft(win, n=p.nfft, axis=-1)[..., : p.nfft // 2]
             power = spec.real**2 + spec.imag**2
             if "MNF" in want:
-                out["MNF"][sl] = mean_frequency(power, p.freqs)
+                out["MNF"][b0:b1] = mean_frequency(power, p.freqs)
             if "MDF" in want:
-                out["MDF"][sl] = median_frequency(power, p.freqs)
+                out["MDF"][b0:b1] = median_frequency(power, p.freqs)
     return out
 
 
@@ -371,8 +400,8 @@ class SlidingWindowFeatures:
         p = self._p
         offset = self._next_start - self._buf_start
         avail = self._buf[offset:] if offset < self._buf.shape[0] else self._buf[:0]
-        res = _compute(avail, p)
         nw = n_windows(avail.shape[0], p.window, p.step)
+        res = _compute(avail, p) if nw else {f: np.empty((0, self.channels)) for f in p.features}
         self._next_start += nw * p.step
         self.windows_emitted += nw
         # drop samples before the next window start (it may lie beyond the buffer)
