@@ -216,6 +216,7 @@ def test_symmetry_formulas_by_hand():
     assert limb_symmetry_index(60, 40) == pytest.approx(200 / 3)
     assert math.isnan(symmetry_index(0, 0)) and math.isnan(symmetry_ratio(1, 0))
     assert symmetry_index(1, 0) == 200.0
+    assert symmetry_index(5e-324, 0.0) == 200.0  # subnormal sum: no division by an underflowed 0
     np.testing.assert_allclose(symmetry_index([3, 1], [1, 3]), [100.0, -100.0])
     with pytest.raises(SignalError):
         symmetry_index(float("nan"), 1)

@@ -16,7 +16,7 @@ import numpy as np
 
 from bridge.errors import ConfigError, SignalError
 
-__all__ = ["ContractionLike", "Result", "Window"]
+__all__ = ["ContractionLike", "Result"]
 
 _REQUIRED = ("channel", "onset", "offset", "peak", "mean", "pct_mvc")
 
@@ -39,9 +39,6 @@ class ContractionLike(Protocol):
     def pct_mvc(self) -> float | None: ...
     @property
     def duration(self) -> float: ...
-
-
-Window = tuple[float, float]  # (start, end) in seconds
 
 
 class Result:
@@ -84,13 +81,11 @@ def nan_to_none(x: float | None) -> float | None:
 # validation
 
 
-def check_contractions(contractions: Iterable[Any], *, allow_empty: bool = True) -> list[Any]:
+def check_contractions(contractions: Iterable[Any]) -> list[Any]:
     """Materialise and check a contraction list; return it sorted by (onset, channel)."""
     if contractions is None:
         raise ConfigError("contractions is None; pass a list (possibly empty) of contractions")
     items = list(contractions)
-    if not items and not allow_empty:
-        raise ConfigError("no contractions given; detect contractions first (bridge.emg)")
     for i, c in enumerate(items):
         missing = [a for a in _REQUIRED if not hasattr(c, a)]
         if missing:

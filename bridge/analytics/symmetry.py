@@ -66,7 +66,8 @@ def symmetry_index(left: Any, right: Any) -> Any:
     l_, r_ = _pair(left, right)
     s = l_ + r_
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(s != 0, (l_ - r_) / (s / 2.0) * 100.0, np.nan)
+        # 2 * diff / sum, not diff / (sum / 2): the half of a subnormal sum underflows to 0
+        out = np.where(s != 0, 2.0 * (l_ - r_) / s * 100.0, np.nan)
     return _ret(out)
 
 
