@@ -1,0 +1,117 @@
+"""Recording file format: round trip, torn tails, corruption, foreign files, SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from bridge.errors import RecordingError
+from bridge.recording import Kind, RecordingReader, RecordingWriter
+
+
+def _write(path, n=500):
+    with RecordingWriter(path, {"url": "tcp://x:1", "transport": "stream"}) as w:
+        for i in range(n):
+            w.data_in(bytes([i % 251]) * (1 + i % 300), 1000.0 + i * 0.01)
+            if i % 100 == 0:
+                w.data_out(b"cmd", 1000.0 + i * 0.01)
+    return path
+
+
+def test_round_trip_and_index(tmp_path):
+    p = _write(tmp_path / "a.gbrec")
+    r = RecordingReader(p)
+    assert r.meta["url"] == "tcp://x:1"
+    recs = list(r.records())
+    ins = [x for x in recs if x.kind == Kind.DATA_IN]
+    assert len(ins) == 500 and len(recs) == 505
+    assert ins[7].payload == bytes([7]) * 8 and ins[7].host_time == pytest.approx(1000.07)
+    idx = r.index()
+    assert len(idx) == 5  # one entry per second of host time
+    off = r.offset_at(1003.5)
+    first = next(r.records(off))
+    assert 1002.99 <= first.host_time <= 1003.5
+    assert r.truncated_bytes == r.corrupt_records == 0
+
+
+def test_missing_index_is_rebuilt(tmp_path):
+    p = _write(tmp_path / "a.gbrec")
+    (tmp_path / "a.gbrec.idx").write_bytes(b"garbage")
+    assert len(RecordingReader(p).index()) == 5
+
+
+@pytest.mark.parametrize("cut", [1, 5, 17, 200])
+def test_torn_tail_loses_only_the_last_record(tmp_path, cut):
+    p = _write(tmp_path / "a.gbrec")
+    data = p.read_bytes()
+    p.write_bytes(data[:-cut])
+    r = RecordingReader(p)
+    recs = list(r.records())
+    assert len(recs) in (503, 504)
+    assert r.truncated_bytes > 0
+
+
+def test_corrupt_record_in_the_middle_is_skipped(tmp_path):
+    p = _write(tmp_path / "a.gbrec")
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+    r = RecordingReader(p)
+    recs = list(r.records())
+    assert 500 <= len(recs) == 504
+    assert r.corrupt_records >= 1 and r.skipped_bytes > 0
+
+
+@pytest.mark.parametrize("content,msg", [
+    (b"", "not a glutebridge recording"),
+    (b"time,emg\n0,1\n", "not a glutebridge recording"),
+    (b"GBREC\x00\x09\x00\x02\x00\x00\x00{}", "version 9"),
+    (b"GBREC\x00\x01\x00\x40\x00\x00\x00{", "truncated inside its header"),
+])
+def test_foreign_or_broken_files_give_one_clear_error(tmp_path, content, msg):
+    p = tmp_path / "x.gbrec"
+    p.write_bytes(content)
+    with pytest.raises(RecordingError, match=msg):
+        RecordingReader(p)
+
+
+def test_missing_file_and_no_overwrite(tmp_path):
+    with pytest.raises(RecordingError, match="no such file"):
+        RecordingReader(tmp_path / "nope.gbrec")
+    p = _write(tmp_path / "a.gbrec")
+    with pytest.raises(RecordingError, match="exists"):
+        RecordingWriter(p)
+
+
+def test_sigkill_mid_recording_loses_at_most_the_last_second(tmp_path):
+    p = tmp_path / "killed.gbrec"
+    code = textwrap.dedent(f"""
+        import sys, time
+        from bridge.recording import RecordingWriter
+        w = RecordingWriter({str(p)!r}, {{"transport": "stream"}})
+        i = 0
+        while True:
+            w.data_in(b"x" * 256, time.time())
+            i += 1
+            if i == 50:
+                print("started", flush=True)
+            time.sleep(0.001)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.stdout.readline().strip() == b"started"
+    time.sleep(1.5)
+    killed_at = time.time()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    r = RecordingReader(p)
+    recs = list(r.records())
+    assert len(recs) > 100
+    assert killed_at - recs[-1].host_time < 1.0  # at most the last second lost
+    assert r.corrupt_records == 0
