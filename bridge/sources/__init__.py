@@ -18,7 +18,7 @@ Every source shares one path (bytes -> decoder -> StreamAssembler -> queue);
 see :mod:`bridge.sources.base`.  Keyword options go to :class:`Connection`
 (``queue_size``, ``handshake_timeout``, ``command_timeout``, ``reconnect``,
 ``backoff``, ``reconnect_timeout``, ``autostart``, ``clock_factory``,
-``device``) or to the transport (e.g. ``signals``/``faults``/``speed`` for
+``device``) or to the transport (e.g. ``signals``/``faults``/``speed``/``wearable`` for
 ``sim://``, ``baud`` for serial, ``scan_timeout``/``connect_timeout`` for BLE).
 """
 

@@ -327,12 +327,17 @@ class Connection(LinkSink):
                     hole[1] = first + n - hole[0]
             return
         if stream in self._overflow and first is not None:
-            from bridge.stream import Gap
-
-            f0, n0, t0 = self._overflow.pop(stream)
-            self._queue.append(Gap(self.device, stream, f0, n0, t0, "overflow"))
+            self._flush_overflow(stream)
         self._queue.append(item)
         self._wake.set()
+
+    def _flush_overflow(self, stream=None) -> None:
+        # The consumer caught up: report the dropped samples as a Gap in order.
+        from bridge.stream import Gap
+
+        for s in [stream] if stream is not None else list(self._overflow):
+            f0, n0, t0 = self._overflow.pop(s)
+            self._queue.append(Gap(self.device, s, f0, n0, t0, "overflow"))
 
     def link_lost(self, exc: BaseException | None, final: bool = False) -> None:
         if self._closing or self._ended:
@@ -406,6 +411,9 @@ class Connection(LinkSink):
         while True:
             if self._queue:
                 return self._queue.popleft()
+            if self._overflow:
+                self._flush_overflow()
+                continue
             if self._ended:
                 if self._error is not None:
                     err, self._error = self._error, None
@@ -418,6 +426,10 @@ class Connection(LinkSink):
         """Take every queued item without waiting (for polling consumers)."""
         out = list(self._queue)
         self._queue.clear()
+        if self._overflow:
+            self._flush_overflow()
+            out += self._queue
+            self._queue.clear()
         return out
 
     @property

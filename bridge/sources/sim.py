@@ -125,7 +125,7 @@ class SimTransport(Transport):
 
 
 def make(url_rest: str, query: dict, *, signals: Signals | None = None,
-         faults: Faults | None = None, device: VirtualWearable | None = None,
+         faults: Faults | None = None, wearable: VirtualWearable | None = None,
          speed: float | None = None, seed: int | None = None, **device_kwargs) -> SimTransport:
     """Build a SimTransport from ``sim://scenario?speed=..&seed=..`` and options."""
     url = "sim://" + url_rest
@@ -134,6 +134,7 @@ def make(url_rest: str, query: dict, *, signals: Signals | None = None,
     if query:
         raise ConfigError(f"{url}: unknown option(s) {', '.join(sorted(query))} "
                           "(sim:// takes speed and seed)")
+    device = wearable
     if device is None:
         if signals is None:
             if not url_rest:
