@@ -205,27 +205,15 @@ static void v_device_info_emg8_imu6(frames *fr)
         imu[i + 3].unit = "rad/s";
         imu[i + 3].label = gyro_labels[i];
     }
-    streams[0].stream_id = 1;
-    streams[0].block_type = GBP_TYPE_EMG_BLOCK;
-    streams[0].rate_mhz = 1000000;
-    streams[0].sample_format = GBP_FORMAT_INT16;
-    streams[0].channels = emg;
-    streams[0].n_channels = 8;
-    streams[1].stream_id = 2;
-    streams[1].block_type = GBP_TYPE_IMU_BLOCK;
-    streams[1].rate_mhz = 104000;
-    streams[1].sample_format = GBP_FORMAT_INT16;
-    streams[1].channels = imu;
-    streams[1].n_channels = 6;
-    d.protocol_version = GBP_PROTOCOL_VERSION;
-    d.fw_major = 1;
-    d.fw_minor = 2;
-    d.fw_patch = 3;
-    d.max_payload = 244;
-    d.name = "glutebridge-L";
-    d.serial = "GB-000123";
-    d.streams = streams;
-    d.n_streams = 2;
+    streams[0].stream_id = 1, streams[0].block_type = GBP_TYPE_EMG_BLOCK;
+    streams[0].rate_mhz = 1000000, streams[0].sample_format = GBP_FORMAT_INT16;
+    streams[0].channels = emg, streams[0].n_channels = 8;
+    streams[1].stream_id = 2, streams[1].block_type = GBP_TYPE_IMU_BLOCK;
+    streams[1].rate_mhz = 104000, streams[1].sample_format = GBP_FORMAT_INT16;
+    streams[1].channels = imu, streams[1].n_channels = 6;
+    d.protocol_version = GBP_PROTOCOL_VERSION, d.fw_major = 1, d.fw_minor = 2, d.fw_patch = 3;
+    d.max_payload = 244, d.name = "glutebridge-L", d.serial = "GB-000123";
+    d.streams = streams, d.n_streams = 2;
     add(fr, gbp_build_device_info(P, 0xFFF0, &d), pkt_out);
 }
 
@@ -392,28 +380,18 @@ static void v_marker_cobs_run_255(frames *fr) { cobs_run(fr, 10, 255); }
 static void blk16(frames *fr, uint8_t type, uint8_t stream, uint16_t seq, uint32_t t_us,
                   uint32_t first, uint16_t n, uint8_t nch, const int16_t *s)
 {
-    gbp_block_info b;
-    b.type = type;
-    b.stream = stream;
-    b.seq = seq;
-    b.t_us = t_us;
-    b.first_sample = first;
-    b.n_samples = n;
-    b.n_channels = nch;
+    gbp_block_info b = {0, 0, 0, 0, 0, 0, 0};
+    b.type = type, b.stream = stream, b.seq = seq, b.t_us = t_us, b.first_sample = first;
+    b.n_samples = n, b.n_channels = nch;
     add(fr, gbp_build_block_i16(P, &b, s), pkt_out);
 }
 
 static void blk32(frames *fr, uint8_t stream, uint16_t seq, uint32_t t_us, uint32_t first,
                   uint16_t n, uint8_t nch, const int32_t *s)
 {
-    gbp_block_info b;
-    b.type = GBP_TYPE_EMG_BLOCK;
-    b.stream = stream;
-    b.seq = seq;
-    b.t_us = t_us;
-    b.first_sample = first;
-    b.n_samples = n;
-    b.n_channels = nch;
+    gbp_block_info b = {GBP_TYPE_EMG_BLOCK, 0, 0, 0, 0, 0, 0};
+    b.stream = stream, b.seq = seq, b.t_us = t_us, b.first_sample = first;
+    b.n_samples = n, b.n_channels = nch;
     add(fr, gbp_build_block_i32(P, &b, GBP_FORMAT_INT32, s), pkt_out);
 }
 
