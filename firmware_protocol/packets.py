@@ -271,7 +271,10 @@ class BodyError(ValueError):
 
 
 def _str8(text: str, what: str) -> bytes:
-    raw = text.encode("utf-8")
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EncodeError(f"{what} is not encodable as UTF-8: {exc.reason}") from None
     if len(raw) > 255:
         raise EncodeError(f"{what} is {len(raw)} bytes of UTF-8; at most 255 fit")
     return bytes((len(raw),)) + raw
@@ -288,6 +291,12 @@ def _read_str8(body: bytes, pos: int) -> tuple[str, int]:
         return body[pos + 1:end].decode("utf-8"), end
     except UnicodeDecodeError as exc:
         raise BodyError("string is not UTF-8") from exc
+
+
+def _known(value: int, enum, what: str) -> None:
+    """Refuse codes the decoder would drop: the encoder and decoder agree."""
+    if int(value) not in enum._value2member_map_:
+        raise EncodeError(f"{what}={int(value)} is not a known {enum.__name__}")
 
 
 def _check(value: int, bits: int, what: str) -> int:
@@ -314,6 +323,10 @@ def pack_body(p: Packet) -> tuple[int, bytes]:
                      _str8(p.name, "name"), _str8(p.serial, "serial"),
                      bytes((_check(len(p.streams), 8, "number of streams"),))]
             for s in p.streams:
+                if s.block_type not in (PacketType.EMG_BLOCK, PacketType.IMU_BLOCK):
+                    raise EncodeError(f"stream {s.stream_id}: block_type must be EMG_BLOCK or "
+                                      f"IMU_BLOCK, got {s.block_type!r}")
+                _known(s.sample_format, SampleFormat, "sample_format")
                 parts.append(_STREAM.pack(_check(s.stream_id, 8, "stream_id"), s.block_type,
                                           _check(s.rate_mhz, 32, "rate_mhz"), s.sample_format,
                                           _check(len(s.channels), 8, "number of channels")))
@@ -330,12 +343,14 @@ def pack_body(p: Packet) -> tuple[int, bytes]:
             return PacketType.MARKER, _MARKER.pack(
                 _check(p.t_us, 32, "t_us"), _check(p.code, 16, "code")) + _str8(p.text, "text")
         if isinstance(p, Command):
+            _known(p.opcode, Opcode, "opcode")
             return PacketType.COMMAND, bytes((_check(p.opcode, 8, "opcode"),)) + bytes(p.args)
         if isinstance(p, Ack):
+            _known(p.status, AckStatus, "ack status")
             return PacketType.ACK, _ACK.pack(
                 _check(p.cmd_seq, 16, "cmd_seq"), _check(p.opcode, 8, "opcode"),
                 _check(p.status, 8, "status")) + _str8(p.message, "message")
-    except struct.error as exc:
+    except (struct.error, OverflowError) as exc:
         raise EncodeError(f"cannot encode {type(p).__name__}: {exc}") from exc
     raise EncodeError(f"not a packet: {p!r}")
 

@@ -294,3 +294,18 @@ def test_protocol_package_does_no_io():
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
+
+
+@pytest.mark.parametrize("packet,match", [
+    (fp.Ack(0, 0, 1, 6, ""), "ack status"),
+    (fp.Command(0, 8), "opcode"),
+    (fp.Marker(0, 0, 0, "\ud800"), "UTF-8"),
+    (fp.DeviceInfo(0, 1, (1, 0, 0), 20, "", "", (fp.StreamInfo(
+        1, fp.PacketType.STATUS, 1000, fp.SampleFormat.INT16, ()),)), "block_type"),
+    (fp.DeviceInfo(0, 1, (1, 0, 0), 20, "", "", (fp.StreamInfo(
+        1, fp.PacketType.EMG_BLOCK, 1000, fp.SampleFormat.INT16,
+        (fp.ChannelInfo(fp.ChannelKind.EMG, 1e40, "mV", "x"),)),)), "cannot encode"),
+])
+def test_encoder_refuses_what_the_decoder_would_drop(packet, match):
+    with pytest.raises(fp.EncodeError, match=match):
+        fp.encode(packet)
