@@ -217,7 +217,7 @@ class _Device(ServiceInterface):
     @method()
     def Connect(self) -> None:  # noqa: N802
         if not self.dev.connectable:
-            raise DBusError("org.bluez.Error.Failed", "le-connection-abort-by-local")
+            raise DBusError("org.bluez.Error.Failed", "Page Timeout")  # out of range
         self.dev._connect()
 
     @method()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import weakref
 from dataclasses import dataclass
 
 import firmware_protocol as fp
@@ -72,13 +73,27 @@ def _convert(what: str, exc: BaseException) -> TransportError:
     return TransportError(f"{what}: {type(exc).__name__}: {exc}")
 
 
+_SCAN_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _scan_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _SCAN_LOCKS.get(loop)
+    if lock is None:
+        lock = _SCAN_LOCKS[loop] = asyncio.Lock()
+    return lock
+
+
 async def scan(timeout: float = 5.0) -> list[FoundDevice]:
     """Scan for wearables advertising the glutebridge service, strongest first."""
     from bleak import BleakScanner
 
     try:
-        found = await BleakScanner.discover(timeout=timeout, service_uuids=[fp.SERVICE_UUID],
-                                            return_adv=True)
+        async with _scan_lock():
+            found = await BleakScanner.discover(timeout=timeout,
+                                                service_uuids=[fp.SERVICE_UUID],
+                                                return_adv=True)
     except Exception as exc:
         raise _convert("BLE scan", exc) from exc
     out = [FoundDevice(d.address, adv.local_name or d.name or "", adv.rssi)
@@ -108,6 +123,12 @@ class BleTransport(Transport):
         self._opening = False
 
     async def _find(self):
+        # BlueZ refuses a second StartDiscovery from the same D-Bus client
+        # (InProgress) and bleak shares one bus per loop: scan one at a time.
+        async with _scan_lock():
+            return await self._find_unlocked()
+
+    async def _find_unlocked(self):
         from bleak import BleakScanner
 
         kwargs = {"bluez": {"adapter": self.adapter}} if self.adapter else {}
