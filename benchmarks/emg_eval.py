@@ -63,15 +63,18 @@ def _pairs(idx, rate, shift=0):
     return out
 
 
+HB_H, BONATO_H, SOLNIK_H = 5.0, 7.74, 8.0
+
+
 def make_peers(rest_s: float):
     peers = {}
     try:
         import neurokit2 as nk
 
         def neurokit(x, rate):
-            sig, _ = nk.emg_process(x, sampling_rate=int(rate))
-            on = np.flatnonzero(sig["EMG_Onsets"].to_numpy() > 0) / rate
-            off = np.flatnonzero(sig["EMG_Offsets"].to_numpy() > 0) / rate
+            _, info = nk.emg_process(x, sampling_rate=int(rate))
+            on = np.asarray(info["EMG_Onsets"], dtype=float) / rate
+            off = np.asarray(info["EMG_Offsets"], dtype=float) / rate
             return [(o, next((f for f in off if f > o), np.inf)) for o in on]
 
         peers["NeuroKit2 emg_process"] = neurokit
@@ -80,29 +83,39 @@ def make_peers(rest_s: float):
     try:
         from biosppy.signals import emg as bemg
 
-        def hodges_bui(x, rate):
+        # BioSPPy's detectors have no defaults.  Their statistics come from
+        # the `rest` argument; we pass a dict with the statistics each method
+        # is defined on (Hodges & Bui: 25 ms moving average of |x|; Solnik:
+        # |TKEO|; Bonato: variance of x) over the known rest segment, and
+        # thresholds picked on the simulator from small grids
+        # (HB h in {3,5,8}, Solnik h in {3,8,15}, Bonato in {7.74,10,20}).
+        def hodges_bui(x, rate, h=HB_H):
             y = _bandpass(x, rate)
             r = int(rest_s * rate)
+            size = int(0.025 * rate)
+            rest = np.convolve(np.abs(y[:r] - y.mean()), np.ones(size) / size, mode="valid")
             on, _ = bemg.hodges_bui_onset_detector(
-                y, rest=[0, r], sampling_rate=rate, size=int(0.025 * rate), threshold=3)
+                y, rest={"mean": rest.mean(), "std_dev": rest.std()}, sampling_rate=rate,
+                size=size, threshold=h)
             return _pairs(on, rate)
 
-        def bonato(x, rate):
+        def bonato(x, rate, h=BONATO_H):
             y = _bandpass(x, rate)
             r = int(rest_s * rate)
             on, _ = bemg.bonato_onset_detector(
-                y, rest=[0, r], sampling_rate=rate, threshold=10,
+                y, rest=[0, r], sampling_rate=rate, threshold=h,
                 active_state_duration=int(0.025 * rate), samples_above_fail=1, fail_size=5)
-            # Bonato works on sample pairs: indices are in half-rate units.
-            return [(a * 2, b * 2) for a, b in _pairs(on, rate)]
+            return _pairs(on, rate)
 
-        def solnik(x, rate):
+        def solnik(x, rate, h=SOLNIK_H):
             y = _bandpass(x, rate)
             r = int(rest_s * rate)
+            z = y[:r] - y.mean()
+            tk = np.abs(z[1:-1] ** 2 - z[2:] * z[:-2])
             on, _ = bemg.solnik_onset_detector(
-                y, rest=[0, r], sampling_rate=rate, threshold=15,
-                active_state_duration=int(0.025 * rate))
-            return _pairs(on, rate)
+                y, rest={"mean": tk.mean(), "std_dev": tk.std()}, sampling_rate=rate,
+                threshold=h, active_state_duration=int(0.025 * rate))
+            return _pairs(on, rate, shift=1)
 
         peers["BioSPPy hodges_bui"] = hodges_bui
         peers["BioSPPy bonato"] = bonato

@@ -355,6 +355,11 @@ class ContractionDetector:
         ``baseline_quiet`` fraction of the ``baseline_window``-long windows
         in the last ``baseline_history`` seconds; used until
         :meth:`calibrate_rest`.  Detection starts after the first window.
+    ``off_fraction``: the offset threshold is raised to this fraction of
+        the contraction's own mean envelope when that is higher than the
+        baseline one (muscles rarely relax fully between fast reps).
+    ``min_ratio``: the onset threshold is at least ``min_ratio`` x the
+        baseline mean (0 = off).
     ``delay_compensation``: move refined onsets back by the envelope
         smoother's DC group delay (default True).
     ``nonfinite``: "raise" (default) or "hold", see the module docstring.
@@ -378,17 +383,17 @@ class ContractionDetector:
         envelope_cutoff: float = 10.0,
         rms_window: float = 0.05,
         tkeo: bool = False,
-        k_on: float = 3.0,
-        k_off: float = 1.5,
-        k_refine: float = 0.0,
+        k_on: float = 8.0,
+        k_off: float = 2.0,
+        k_refine: float = 1.5,
         min_on: float = 0.03,
-        min_length: float = 0.1,
+        min_length: float = 0.2,
         min_gap: float = 0.15,
         baseline_window: float = 0.5,
         baseline_history: float = 30.0,
         baseline_quiet: float = 0.25,
         delay_compensation: bool = True,
-        off_fraction: float = 0.0,
+        off_fraction: float = 0.4,
         min_ratio: float = 0.0,
         nonfinite: str = "raise",
     ):
