@@ -12,7 +12,7 @@ URLs
 ``serial:///dev/ttyACM0?baud=921600``  USB-CDC / UART / pty
 ``tcp://host:port``                 the framed byte stream over TCP
 ``sim://scenario-name?speed=1&seed=0``  an in-process virtual wearable
-``replay://file``                   not supported yet (recording issue)
+``replay://path/to/file.gbrec?speed=0``  a recording (speed 0 = as fast as possible)
 
 Every source shares one path (bytes -> decoder -> StreamAssembler -> queue);
 see :mod:`bridge.sources.base`.  Keyword options go to :class:`Connection`
@@ -67,8 +67,12 @@ def make_transport(url: str, **options) -> Transport:
         from bridge.sources import ble
         return ble.make(path_part, query, **options)
     if scheme == "replay":
-        raise ConfigError(f"{url}: replay:// is not supported yet by bridge.sources (it comes with "
-                          "the recording module); open the file with bridge.recording instead")
+        from bridge.sources.replay import ReplayTransport
+        speed = float(query.pop("speed", options.pop("speed", 0.0)))
+        if query:
+            raise ConfigError(f"{url}: unknown option(s) {', '.join(sorted(query))} "
+                              "(replay:// takes speed)")
+        return ReplayTransport(path_part, speed=speed)
     raise ConfigError(f"{url}: unknown scheme {scheme!r}; expected one of "
                       + ", ".join(s + "://" for s in _SCHEMES))
 

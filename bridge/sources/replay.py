@@ -1,0 +1,145 @@
+"""Recording and replay at the transport level: bytes in, bytes out, same path after.
+
+:class:`RecordingTransport` wraps any transport and appends what it moves to
+a :class:`~bridge.recording.RecordingWriter`: every chunk or notification the
+device sent (with its host receive time), every byte the host wrote, link
+losses.  :class:`ReplayTransport` plays such a file back into a
+:class:`~bridge.sources.base.Connection`, with the recorded host times, so
+the decoder, stream assembler, clock fit and cores see exactly what they saw
+live — a replay gives the same events as the live session.
+
+The recorder never drops: it sits before the consumer queue, so a slow
+consumer loses items (counted) but the file keeps every byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bridge.errors import TransportError
+from bridge.recording import Kind, RecordingReader, RecordingWriter
+from bridge.sources.base import LinkSink, Transport
+
+
+class _RecordingSink(LinkSink):
+    def __init__(self, sink: LinkSink, writer: RecordingWriter) -> None:
+        self.sink = sink
+        self.writer = writer
+
+    def data_received(self, data: bytes, host_time: float) -> None:
+        self.writer.data_in(data, host_time)
+        self.sink.data_received(data, host_time)
+
+    def link_lost(self, exc, final: bool = False) -> None:
+        self.writer.write(Kind.LINK_LOST, str(exc or "").encode(), time.monotonic())
+        self.sink.link_lost(exc, final)
+
+
+class RecordingTransport(Transport):
+    """A transport that records everything it moves (see module docstring)."""
+
+    def __init__(self, inner: Transport, writer: RecordingWriter) -> None:
+        self.inner = inner
+        self.writer = writer
+        self.url = inner.url
+        self.notifications = inner.notifications
+
+    async def open(self, sink: LinkSink) -> None:
+        await self.inner.open(_RecordingSink(sink, self.writer))
+        self.writer.write(Kind.LINK_UP, b"", time.monotonic())
+
+    async def write(self, data: bytes) -> None:
+        self.writer.data_out(data, time.monotonic())
+        await self.inner.write(data)
+
+    async def close(self) -> None:
+        try:
+            await self.inner.close()
+        finally:
+            self.writer.flush(sync=True)
+
+    def extra_stats(self) -> dict:
+        stats = dict(self.inner.extra_stats())
+        stats["recorded_records"] = self.writer.records
+        stats["recorded_bytes"] = self.writer.bytes
+        return stats
+
+
+def recording_meta(transport: Transport, **extra) -> dict:
+    """Header metadata for a recording of ``transport``."""
+    meta = {"url": transport.url,
+            "transport": "notifications" if transport.notifications else "stream"}
+    meta.update(extra)
+    return meta
+
+
+class ReplayTransport(Transport):
+    """Play a recording back as if the device were connected.
+
+    Device bytes are delivered with their recorded host times.  Playback is
+    driven by the connection's own requests: it starts at the first write
+    (the HELLO of the handshake) and, at a recorded link loss, reports the
+    loss and waits for the connection to reconnect, so the handshake and
+    reconnect logic run as they did live.  ``speed``: 1 = real time, N = N
+    times faster, 0 = as fast as possible.
+    """
+
+    notifications = False
+
+    def __init__(self, path, speed: float = 0.0) -> None:
+        self.reader = RecordingReader(path)
+        self.url = f"replay://{path}"
+        self.notifications = self.reader.meta.get("transport") == "notifications"
+        self.speed = speed
+        self._records = self.reader.records()
+        self._sink: LinkSink | None = None
+        self._go = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._done = False
+        self.delivered = 0
+
+    async def open(self, sink: LinkSink) -> None:
+        if self._done:
+            raise TransportError(f"{self.url}: the recording has ended")
+        self._sink = sink
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._play())
+
+    async def write(self, data: bytes) -> None:
+        # The recording holds the device's answers; a request only resumes playback.
+        self._go.set()
+
+    async def close(self) -> None:
+        if self._done and self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def _play(self) -> None:
+        await self._go.wait()
+        wall0 = first = None
+        n = 0
+        for rec in self._records:
+            if rec.kind == Kind.DATA_IN:
+                if self.speed > 0:
+                    if first is None:
+                        wall0, first = time.monotonic(), rec.host_time
+                    delay = wall0 + (rec.host_time - first) / self.speed - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                self._sink.data_received(rec.payload, rec.host_time)
+                self.delivered += 1
+                n += 1
+                if self.speed <= 0 and n % 8 == 0:
+                    await asyncio.sleep(0)  # let the consumer drain: replay never overflows
+            elif rec.kind == Kind.LINK_LOST:
+                self._go.clear()
+                self._sink.link_lost(TransportError(rec.payload.decode(errors="replace")
+                                                    or "link lost (recorded)"))
+                await self._go.wait()  # the connection reconnects and says HELLO again
+        self._done = True
+        self._sink.link_lost(None, final=True)
+
+    def extra_stats(self) -> dict:
+        r = self.reader
+        return {"records_delivered": self.delivered, "truncated_bytes": r.truncated_bytes,
+                "corrupt_records": r.corrupt_records}
