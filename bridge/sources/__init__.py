@@ -87,6 +87,10 @@ async def open(url: str, **options) -> AsyncIterator[Connection]:  # noqa: A001 
     :class:`~bridge.errors.TransportError` or :class:`~bridge.errors.ProtocolError`.
     """
     conn_opts = {k: options.pop(k) for k in list(options) if k in _CONNECTION_OPTIONS}
+    if isinstance(url, str) and url.lower().startswith("replay://"):
+        # A recording already holds the device's answers; START would wait for an ACK
+        # to a command the recording never saw.
+        conn_opts.setdefault("autostart", False)
     transport = make_transport(url, **options)
     conn = Connection(transport, **conn_opts)
     await conn.open()
