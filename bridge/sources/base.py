@@ -145,6 +145,9 @@ class Connection(LinkSink):
         self._reconnect_task: asyncio.Task | None = None
         self._overflow: dict[int, list] = {}  # stream -> [first_sample, n, host_time]
         self._counts = collections.Counter()
+        #: time.monotonic() at which the bytes of the item last returned by
+        #: the iterator arrived (None for synthesised items): for latency checks.
+        self.last_arrival: float | None = None
 
     # ------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> "Connection":
@@ -310,9 +313,9 @@ class Connection(LinkSink):
             self._counts["assembler_errors"] += 1
             return
         for item in items:
-            self._put(item)
+            self._put(item, host_time)
 
-    def _put(self, item) -> None:
+    def _put(self, item, arrival: float | None = None) -> None:
         stream = getattr(item, "stream", None)
         first = getattr(item, "first_sample", None)
         n = _n_samples(item)
@@ -328,7 +331,7 @@ class Connection(LinkSink):
             return
         if stream in self._overflow and first is not None:
             self._flush_overflow(stream)
-        self._queue.append(item)
+        self._queue.append((arrival, item))
         self._wake.set()
 
     def _flush_overflow(self, stream=None) -> None:
@@ -337,7 +340,7 @@ class Connection(LinkSink):
 
         for s in [stream] if stream is not None else list(self._overflow):
             f0, n0, t0 = self._overflow.pop(s)
-            self._queue.append(Gap(self.device, s, f0, n0, t0, "overflow"))
+            self._queue.append((None, Gap(self.device, s, f0, n0, t0, "overflow")))
 
     def link_lost(self, exc: BaseException | None, final: bool = False) -> None:
         if self._closing or self._ended:
@@ -410,7 +413,8 @@ class Connection(LinkSink):
     async def __anext__(self):
         while True:
             if self._queue:
-                return self._queue.popleft()
+                self.last_arrival, item = self._queue.popleft()
+                return item
             if self._overflow:
                 self._flush_overflow()
                 continue
@@ -424,12 +428,10 @@ class Connection(LinkSink):
 
     def get_nowait(self) -> list:
         """Take every queued item without waiting (for polling consumers)."""
-        out = list(self._queue)
-        self._queue.clear()
         if self._overflow:
             self._flush_overflow()
-            out += self._queue
-            self._queue.clear()
+        out = [item for _, item in self._queue]
+        self._queue.clear()
         return out
 
     @property
