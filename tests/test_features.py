@@ -18,7 +18,6 @@ from bridge.features import (
     window_starts,
 )
 
-
 # ----------------------------------------------------------------------------
 # slow reference: one window, one channel at a time, written from the definitions
 

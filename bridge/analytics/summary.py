@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
 from bridge.analytics._base import (
     Result,
     check_contractions,
     check_names,
+    check_positive,
     check_rate,
     check_signal,
     duration_of,
@@ -129,6 +129,7 @@ def summarize(
     """
     names = check_names(channel_names)
     items = [c for c in check_contractions(contractions) if int(c.channel) in names]
+    min_duration = check_positive("min_duration", min_duration, allow_zero=True)
     kept = [c for c in items if duration_of(c) >= min_duration]
     notes: list[str] = []
     if rate is not None:
@@ -150,7 +151,8 @@ def summarize(
             holds = hold_timing(kept, hold_target, ch, tolerance=hold_tolerance, name=name)
         fat = None
         if raw_a is not None:
-            segs = [r for r in reps.reps if (r.offset - r.onset) * rate >= MIN_SEGMENT_SAMPLES]
+            segs = [r for r in reps.reps
+                    if round(r.offset * rate) - round(r.onset * rate) >= MIN_SEGMENT_SAMPLES]
             if len(segs) < len(reps.reps):
                 notes.append(f"{name}: {len(reps.reps) - len(segs)} reps too short for a spectrum")
             if len(segs) >= 2:
