@@ -9,6 +9,10 @@ from __future__ import annotations
 from bridge.analytics import summarize
 from bridge.analytics.holds import hold_timing
 
+#: A hold counts as met within this many seconds of its target: onsets and offsets are
+#: detected within ~0.1 s each (docs/emg.md), so 10.0 s held may measure 9.8 s.
+HOLD_TOLERANCE = 0.25
+
 #: Muscles that stand for each side in the firing order, in reference-first order.
 _SIDE_ORDER = ("glute_max", "hamstring", "erector")
 
@@ -39,14 +43,38 @@ def phase_results(session, device: str) -> list[dict]:
         elif ph.name == "hold" and names:
             target = float(ph.arg or 10.0)
             entry["holds"] = {
-                name: hold_timing(cs, target, ch, name=name).to_dict()
+                name: hold_timing(cs, target, ch, tolerance=HOLD_TOLERANCE, name=name).to_dict()
                 for ch, name in names.items()
                 if any(c.channel == ch for c in cs)}
         elif ph.name == "stance":
-            res = [r for leg, r in dev.stance_results if leg == (ph.arg or "left")]
-            entry["stance"] = [_as_dict(r) for r in res]
+            leg = ph.arg or "left"
+            res = [r for lg, r in dev.stance_results if lg == leg]
+            entry["stance"] = [_stance_dict(r) for r in res]
         out.append(entry)
     return out
+
+
+def _stance_dict(r) -> dict | None:
+    if r is None:
+        return None
+    from bridge.balance import grade_stance
+
+    d = r.to_dict()
+    d["grade"] = _as_dict(grade_stance(r))
+    return d
+
+
+def stance_comparison(session, device: str, age: float | None = None) -> dict | None:
+    """Left vs right single-leg stance (the last result of each leg), if both exist."""
+    from bridge.balance import compare_legs
+
+    last = {}
+    for leg, r in session.devices[device].stance_results:
+        if r is not None:
+            last[leg] = r
+    if "left" not in last or "right" not in last:
+        return None
+    return _as_dict(compare_legs(last["left"], last["right"], age=age))
 
 
 def _reps_summary(cs, names: dict[int, str]) -> dict:
@@ -70,6 +98,9 @@ def _as_dict(obj):
         return None
     if hasattr(obj, "to_dict"):
         return obj.to_dict()
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+        return asdict(obj)
     return obj
 
 
@@ -85,6 +116,7 @@ def session_results(session) -> dict:
                  "pct_mvc": c.pct_mvc, "truncated": c.truncated}
                 for c in session.contractions(name)],
             "phases": phase_results(session, name),
+            "stance_comparison": stance_comparison(session, name),
             "gaps": [{"stream": g.stream, "first_sample": g.first_sample,
                       "n_samples": g.n_samples, "reason": g.reason} for g in dev.gaps],
         }

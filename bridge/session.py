@@ -112,7 +112,7 @@ class _DeviceState:
         self.time_anchor: tuple[float, float] | None = None  # (host time, session time)
         self.stance = None  # running stance test
         self.stance_leg = ""
-        self.stance_t0 = 0.0
+        self.stance_base: int | None = None  # IMU sample index of the test's sample 0
         self.stance_results: list[tuple[str, object]] = []
         self.gaps: list[Gap] = []
         self.status: fp.Status | None = None
@@ -123,16 +123,20 @@ class Session:
     """Drive the native cores from stream items; collect events and results.
 
     ``detector`` holds keyword arguments for every ContractionDetector;
-    ``stance_duration`` is the single-leg test's goal (s).  Gaps shorter than
+    ``stance_duration`` is the single-leg test's goal (s); with
+    ``end_on_touchdown`` (default, as in the timed unipedal stance test) the
+    first touchdown ends the trial.  Gaps shorter than
     ``max_splice`` s are cut out of the detector input (the timeline stays
     exact, the detector sees a splice); longer gaps close open contractions
     (marked truncated) and restart the detector.
     """
 
     def __init__(self, *, detector: dict | None = None, stance_duration: float = 30.0,
-                 max_splice: float = 0.1, calibrate_on_rest: bool = True) -> None:
+                 end_on_touchdown: bool = True, max_splice: float = 0.1,
+                 calibrate_on_rest: bool = True) -> None:
         self.detector_params = dict(detector or {})
         self.stance_duration = stance_duration
+        self.end_on_touchdown = end_on_touchdown
         self.max_splice = max_splice
         self.calibrate_on_rest = calibrate_on_rest
         self.devices: dict[str, _DeviceState] = {}
@@ -252,32 +256,40 @@ class Session:
     # -------------------------------------------------------------- balance
     def _imu_chunk(self, dev: _DeviceState, c: SampleChunk) -> list:
         dev.imu[c.stream] = (c.rate, c.labels)
-        if dev.stance is None:
+        test = dev.stance
+        if test is None:
             return []
-        events = dev.stance.process(c.samples)
-        return [BalanceEvent(c.device, dev.stance_leg, c.first_sample / c.rate, ev)
-                for ev in events]
+        if dev.stance_base is None:
+            dev.stance_base = c.first_sample  # the test's sample 0
+        out = []
+        for ev in test.process(c.samples):
+            t = (dev.stance_base + ev.sample) / c.rate
+            out.append(BalanceEvent(c.device, dev.stance_leg, t, ev))
+        if test.result is not None:  # countdown over: the trial is decided
+            dev.stance_results.append((dev.stance_leg, test.result))
+            dev.stance = None
+        return out
 
     def _start_stance(self, dev, device, leg, t) -> list:
-        from bridge import balance  # the balance core is optional for EMG-only sessions
+        from bridge.balance import SingleLegStanceTest
 
-        rate = next(iter(dev.imu.values()))[0] if dev.imu else None
-        if rate is None or not hasattr(balance, "SingleLegStanceTest"):
+        if not dev.imu:
             return [LinkEvent(device, "info", t, "no IMU stream: stance test skipped")]
-        dev.stance = balance.SingleLegStanceTest(rate, duration=self.stance_duration, leg=leg)
+        rate = next(iter(dev.imu.values()))[0]
+        dev.stance = SingleLegStanceTest(rate, duration=self.stance_duration, leg=leg,
+                                         end_on_touchdown=self.end_on_touchdown)
         dev.stance_leg = leg
-        dev.stance_t0 = t
+        dev.stance_base = None
         return []
 
     def _end_stance(self, dev, device) -> list:
+        """The protocol moved on before the countdown ended: record what we have."""
         if dev.stance is None:
             return []
-        events = dev.stance.finish() if hasattr(dev.stance, "finish") else []
-        out = [BalanceEvent(device, dev.stance_leg, dev.stance_t0, ev) for ev in events]
-        dev.stance_results.append((dev.stance_leg, dev.stance.result()
-                                   if hasattr(dev.stance, "result") else None))
+        dev.stance_results.append((dev.stance_leg, dev.stance.result))
         dev.stance = None
-        return out
+        return [LinkEvent(device, "info", 0.0, f"{dev.stance_leg}-leg stance test ended "
+                          "before its countdown (no result)")]
 
     # ------------------------------------------------------------------ end
     def finish(self) -> list:

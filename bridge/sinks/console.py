@@ -39,9 +39,9 @@ class ConsoleSink:
             text = _PHASE_TEXT.get(ev.name, ev.name)
             c.rule(f"{ev.time:.1f} s — {text} {ev.arg}".rstrip())
         elif isinstance(ev, BalanceEvent):
-            desc = getattr(ev.event, "describe", None)
-            text = desc() if callable(desc) else repr(ev.event)
-            c.print(f"{ev.time:8.3f} s  [cyan]◆ {ev.leg} leg[/] {text}")
+            text = balance_text(ev.event)
+            if text:
+                c.print(f"{ev.time:8.3f} s  [cyan]◆ {ev.leg} leg[/] {text}")
         elif isinstance(ev, LinkEvent) and ev.kind == "gap":
             self.lost_samples += ev.detail.n_samples
             if self.show_gaps:
@@ -61,6 +61,11 @@ class ConsoleSink:
                 elif ph["phase"] == "stance" and ph.get("stance"):
                     for r in ph["stance"]:
                         c.print(f"Single-leg stance, {ph['arg']} leg: {_stance_text(r)}")
+            cmp_ = d.get("stance_comparison")
+            if cmp_:
+                weaker = cmp_["weaker_leg"]
+                c.print(f"Left vs right stance: {cmp_['time_asymmetry_pct']:.0f} % time "
+                        f"asymmetry" + (f", {weaker} leg weaker" if weaker else ""))
             lost = sum(g["n_samples"] for g in d["gaps"])
             c.print(f"Link: {len(d['gaps'])} gaps, {lost} samples lost")
 
@@ -111,9 +116,33 @@ def _rel(latency: float) -> str:
 
 def _stance_text(r) -> str:
     if r is None:
-        return "no result"
-    if isinstance(r, dict):
-        parts = [f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
-                 for k, v in r.items() if not isinstance(v, (dict, list))]
-        return ", ".join(parts[:6])
-    return str(r)
+        return "no result (the phase ended before the countdown)"
+    text = (f"{r['time_achieved']:.1f} s of {r['goal']:g} s"
+            + (" — goal met" if r["completed"] else
+               f", touchdown at {r['touchdowns'][0]:.1f} s" if r["touchdowns"] else ""))
+    sway = r.get("sway")
+    if sway:
+        text += (f"; sway RMS {sway['rms']:.3f} m/s², jerk {sway['jerk']:.1f}, "
+                 f"ellipse {sway['ellipse_area_95']:.3f} (m/s²)²")
+    grade = r.get("grade")
+    if grade:
+        text += f" [{grade['grade']}]"
+    if r.get("quality"):
+        text += f" (flags: {', '.join(r['quality'])})"
+    return text
+
+
+def balance_text(ev) -> str:
+    """One line for a single-leg stance event (empty for internal ones)."""
+    name = type(ev).__name__
+    if name == "StanceStarted":
+        return "foot lifted: countdown starts"
+    if name == "Touchdown":
+        return "touchdown!"
+    if name == "Jolt":
+        return "jolt (no touchdown)"
+    if name == "TrialCompleted":
+        r = ev.result
+        return (f"trial over: {r.time_achieved:.1f} s of {r.goal:g} s, "
+                f"{r.n_touchdowns} touchdown(s)")
+    return ""
