@@ -179,6 +179,17 @@ async def test_adapter_powered_off_is_transport_error(bus):
             await scan(0.3)
 
 
+async def test_no_adapter_is_transport_error(bus):
+    async with FakeBluez(bus.address, with_adapter=False):
+        with pytest.raises(TransportError, match="(?i)no bluetooth adapters|adapter"):
+            await scan(0.3)
+
+
+async def test_bluez_not_running_is_transport_error(bus):
+    with pytest.raises(TransportError, match="BlueZ is not running"):
+        await scan(0.3)
+
+
 async def test_serve_ble_target(bus):
     from bridge.simulator.serve import serve
 

@@ -523,12 +523,14 @@ class FakeBluez:
 
     def __init__(self, bus_address: str | None = None, *, adapter: str = "hci0",
                  adapter_address: str = "00:1A:7D:DA:71:13", powered: bool = True,
-                 advertise_every: float = 0.1, reconnect_delay: float = 0.0) -> None:
+                 advertise_every: float = 0.1, reconnect_delay: float = 0.0,
+                 with_adapter: bool = True) -> None:
         self.bus_address = bus_address
         self.adapter_path = ADAPTER_PATH_FMT.format(adapter)
         self.powered = powered
         self.advertise_every = advertise_every
         self.reconnect_delay = reconnect_delay
+        self.with_adapter = with_adapter  # False: a machine without a Bluetooth adapter
         self.bus: MessageBus | None = None
         self.adapter = _Adapter(self, adapter_address)
         self.devices: dict[str, FakeDevice] = {}
@@ -542,7 +544,8 @@ class FakeBluez:
         await bus.connect()
         await bus.request_name("org.bluez")
         self.bus = bus
-        bus.export(self.adapter_path, self.adapter)
+        if self.with_adapter:
+            bus.export(self.adapter_path, self.adapter)
         for dev in self.devices.values():
             dev._export(bus)
         return self

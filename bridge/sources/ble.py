@@ -68,6 +68,9 @@ def _convert(what: str, exc: BaseException) -> TransportError:
                               "to the `bluetooth` group")
     if isinstance(exc, asyncio.TimeoutError):
         return TransportError(f"{what}: timed out; move closer or power-cycle the wearable")
+    if isinstance(exc, BleakError) and "ServiceUnknown" in str(exc):
+        return TransportError(f"{what}: BlueZ is not running (nobody owns org.bluez on the D-Bus "
+                              "system bus); start it (`sudo systemctl start bluetooth`)")
     if isinstance(exc, BleakError):
         return TransportError(f"{what}: {exc}")
     return TransportError(f"{what}: {type(exc).__name__}: {exc}")
