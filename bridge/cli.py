@@ -1,4 +1,4 @@
-"""The ``glutebridge`` command line.  Thin: parses arguments, calls the library."""
+"""The ``glutebridge`` command line.  Thin: parses arguments, calls ``bridge.commands``."""
 
 from __future__ import annotations
 
@@ -9,60 +9,295 @@ import sys
 
 from bridge.errors import GlutebridgeError
 
+EPILOG = """\
+getting started:
+  glutebridge demo                          the virtual wearable through the whole stack
+  glutebridge scan                          find BLE wearables
+  glutebridge stream ble://AA:BB:CC:DD:EE:FF --record session.gbrec
+  glutebridge analyze session.gbrec         results of a recording (or a CSV file)
+  glutebridge report session.gbrec -o report.html
+source URLs: ble://ADDRESS, ble://name=NAME, serial:///dev/ttyACM0?baud=921600,
+  tcp://HOST:PORT, sim://SCENARIO (virtual wearable), replay://FILE
+"""
 
-def _demo(args) -> int:
-    from bridge.results import session_results
-    from bridge.runner import run_items, virtual_items
-    from bridge.session import Session
-    from bridge.simulator import scenarios
+
+def _outputs(args, title: str = "glutebridge"):
+    from bridge.commands.run import Outputs
+
+    view = getattr(args, "view", "auto")
+    if getattr(args, "format", None) == "jsonl":
+        view = "jsonl"
+    return Outputs(view=view, json_path=getattr(args, "json", None),
+                   report_path=getattr(args, "report", None),
+                   dashboard=getattr(args, "dashboard", False),
+                   dashboard_port=getattr(args, "port", 8765),
+                   lsl=getattr(args, "lsl", False), title=title)
+
+
+def _faults(args):
     from bridge.simulator.device import Faults
-    from bridge.sinks.console import ConsoleSink
 
-    sink = ConsoleSink()
-    sink.console.print(f"[bold]glutebridge demo[/] — virtual wearable, scenario "
-                       f"'{args.scenario}', {args.speed:g}x speed. Rendering the session...")
-    signals = scenarios.build(args.scenario, seed=args.seed)
-    faults = Faults(drop_rate=args.drop_rate, bit_error_rate=args.bit_errors, seed=args.seed)
-    session = Session(stance_duration=args.stance_duration)
-    stats: dict = {}
-    asyncio.run(run_items(virtual_items(signals, speed=args.speed, faults=faults, stats=stats),
-                          session, [sink.emit]))
-    results = session_results(session)
-    sink.summary(results)
-    d = stats["decoder"]
-    sink.console.print(f"Decoder: {d.packets} packets, {d.crc_errors} CRC errors, "
-                       f"{d.framing_errors} framing errors, {d.samples_lost} samples lost")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(results, fh, indent=1, default=str)
-        sink.console.print(f"Results written to {args.json}")
+    return Faults(drop_rate=args.drop_rate, bit_error_rate=args.bit_errors,
+                  clock_drift_ppm=getattr(args, "drift_ppm", 0.0), seed=args.seed)
+
+
+def _run(coro):
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return None
+
+
+# ------------------------------------------------------------------ commands
+def cmd_demo(args) -> int:
+    from bridge.commands.streaming import demo
+
+    out = _outputs(args, "glutebridge demo — virtual wearable")
+    out.console.print(f"[bold]glutebridge demo[/] — scenario '{args.scenario}' from the virtual "
+                      f"wearable at {args.speed:g}x" + (" (as fast as possible)"
+                                                        if args.speed <= 0 else ""))
+    _run(demo(scenario=args.scenario, seed=args.seed, speed=args.speed, faults=_faults(args),
+              out=out, record=args.record))
     return 0
+
+
+def cmd_stream(args) -> int:
+    from bridge.commands.streaming import stream
+
+    _run(stream(args.url, out=_outputs(args, f"glutebridge — {args.url}"), record=args.record,
+                duration=args.duration, profile=args.profile,
+                stance_duration=args.stance_duration))
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from bridge.commands.streaming import replay
+
+    _run(replay(args.file, speed=args.speed, out=_outputs(args, f"replay — {args.file}")))
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from rich.console import Console
+
+    from bridge.commands.files import analyze, results_csv, results_table
+
+    results, _ = analyze(args.file, rate=args.rate, columns=args.columns,
+                         progress=not args.no_progress)
+    out = open(args.output, "w") if args.output else sys.stdout
+    try:
+        if args.format == "json":
+            json.dump(results, out, indent=1, default=str)
+            out.write("\n")
+        elif args.format == "csv":
+            results_csv(results, out)
+        else:
+            results_table(results, Console(file=out, highlight=False))
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def cmd_export(args) -> int:
+    from bridge.commands.files import export
+
+    paths = export(args.file, args.to, args.output, rate=args.rate, columns=args.columns)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from bridge.commands.files import report
+
+    print(report(args.file, args.output, rate=args.rate, columns=args.columns))
+    return 0
+
+
+def cmd_scan(args) -> int:
+    from rich.console import Console
+
+    from bridge.commands.device import scan
+
+    return _run(scan(args.timeout, Console())) or 0
+
+
+def cmd_simulate(args) -> int:
+    from rich.console import Console
+
+    from bridge.commands.device import simulate
+
+    _run(simulate(args.serve, scenario=args.scenario, seed=args.seed, speed=args.speed,
+                  loop=args.loop, faults=_faults(args), console=Console()))
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from rich.console import Console
+
+    from bridge.commands.guided import calibrate
+
+    _run(calibrate(args.url, args.profile, rest_s=args.rest, mvc_s=args.mvc,
+                   console=Console()))
+    return 0
+
+
+def cmd_test(args) -> int:
+    from bridge.commands.guided import activation, single_leg
+
+    out = _outputs(args, f"glutebridge test {args.protocol}")
+    if args.protocol == "single-leg":
+        _run(single_leg(args.url, legs=tuple(args.legs.split(",")), duration=args.duration,
+                        out=out))
+    else:
+        _run(activation(args.url, reps=args.reps, hold_s=args.hold, out=out))
+    return 0
+
+
+# -------------------------------------------------------------------- parser
+def _add_output_options(p, report_default=None) -> None:
+    p.add_argument("--view", choices=["auto", "live", "lines", "quiet"], default="auto",
+                   help="terminal output: full-screen live view, one line per event, or "
+                        "nothing (default: live on a terminal, lines otherwise)")
+    p.add_argument("--format", choices=["text", "jsonl"], default="text",
+                   help="jsonl: one JSON event per line on stdout, for scripts")
+    p.add_argument("--json", metavar="FILE", help="write the session results as JSON")
+    p.add_argument("--report", metavar="FILE", default=report_default,
+                   help="write a self-contained HTML report" +
+                   (f" (default {report_default})" if report_default else ""))
+    p.add_argument("--dashboard", action="store_true",
+                   help="serve a live web dashboard on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8765, help="dashboard port (default 8765)")
+    p.add_argument("--lsl", action="store_true",
+                   help="publish raw channels and events as Lab Streaming Layer outlets")
+
+
+def _add_fault_options(p, drop=0.0, bits=0.0) -> None:
+    p.add_argument("--seed", type=int, default=0, help="random seed of the simulation")
+    p.add_argument("--drop-rate", type=float, default=drop,
+                   help=f"fraction of data packets the virtual link loses (default {drop:g})")
+    p.add_argument("--bit-errors", type=float, default=bits,
+                   help=f"probability of a flipped bit per byte sent (default {bits:g})")
+    p.add_argument("--drift-ppm", type=float, default=0.0,
+                   help="device clock drift in ppm (default 0)")
+
+
+def _add_file_options(p) -> None:
+    p.add_argument("file", help="a recording (.gbrec) or a CSV file of EMG columns")
+    p.add_argument("--rate", type=float,
+                   help="sample rate of a CSV file in Hz (default: from its time column)")
+    p.add_argument("--columns", nargs="+", metavar="NAME",
+                   help="CSV columns to analyse (default: all but the time column)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="glutebridge",
-        description="Bluetooth/serial bridge for EMG + IMU wearables: is the glute firing, "
-                    "when, how hard, how long, left vs right, and how steady on one leg.")
+        description="Bridge for EMG + IMU wearables: is the glute firing, when, how hard, how "
+                    "long, left vs right, and how steady on one leg.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    d = sub.add_parser("demo", help="run a scripted session from the virtual wearable through "
-                       "the real stack (no hardware needed)",
-                       description="Streams a virtual wearable (8 EMG channels at 2 kHz + a "
-                       "pelvis IMU at 200 Hz) through the real wire protocol, decoder and "
-                       "native cores, prints events as they happen and a summary at the end.")
+
+    d = sub.add_parser("demo", help="scripted session from the virtual wearable (no hardware)",
+                       description="Plays a scripted client (5 glute bridges, a 10 s hold, 30 s "
+                       "single-leg stance per leg) from the virtual wearable through the real "
+                       "wire protocol, decoder and native cores, with a live view, then prints "
+                       "a summary.")
     d.add_argument("--speed", type=float, default=2.0,
-                   help="playback speed (default 2x: about 50 s); 0 = as fast as possible")
-    d.add_argument("--scenario", default="demo", help="scenario to play (default: demo)")
-    d.add_argument("--seed", type=int, default=0, help="random seed of the simulation")
-    d.add_argument("--stance-duration", type=float, default=30.0,
+                   help="playback speed (default 2: about 50 s); 0 = as fast as possible")
+    d.add_argument("--scenario", default="demo",
+                   help="demo, bridge-reps, holds, clamshells, late-glute or single-leg")
+    d.add_argument("--record", metavar="FILE", help="also record the session's raw bytes")
+    _add_fault_options(d, drop=0.002, bits=1e-6)
+    _add_output_options(d)
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("stream", help="stream a wearable live (BLE, serial, TCP, sim)",
+                       description="Connects, handshakes, streams and detects live.")
+    s.add_argument("url", help="source URL, e.g. ble://AA:BB:CC:DD:EE:FF or "
+                               "serial:///dev/ttyACM0?baud=921600")
+    s.add_argument("--record", metavar="FILE",
+                   help="record the raw bytes (crash-safe) for replay and analysis")
+    s.add_argument("--duration", type=float, help="stop after this many seconds")
+    s.add_argument("--profile", help="calibration profile from `glutebridge calibrate`")
+    s.add_argument("--stance-duration", type=float, default=30.0,
                    help="single-leg stance goal in seconds (default 30)")
-    d.add_argument("--drop-rate", type=float, default=0.002,
-                   help="fraction of packets the virtual link loses (default 0.002)")
-    d.add_argument("--bit-errors", type=float, default=1e-6,
-                   help="bit error probability per byte on the virtual link (default 1e-6)")
-    d.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    d.set_defaults(func=_demo)
+    _add_output_options(s)
+    s.set_defaults(func=cmd_stream)
+
+    r = sub.add_parser("replay", help="play a recording through the live path",
+                       description="Replays a recording through the same decoder and cores "
+                       "as live, with the live view.")
+    r.add_argument("file", help="a recording made with --record")
+    r.add_argument("--speed", type=float, default=1.0,
+                   help="1 = real time (default), N = N times faster, 0 = as fast as possible")
+    _add_output_options(r)
+    r.set_defaults(func=cmd_replay)
+
+    a = sub.add_parser("analyze", help="results of a recording or CSV file",
+                       description="Runs a recording (or CSV EMG columns) through the "
+                       "detectors as fast as possible and prints the results.")
+    _add_file_options(a)
+    a.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                   help="table (default), json (everything) or csv (one row per contraction)")
+    a.add_argument("-o", "--output", help="write to this file instead of stdout")
+    a.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a.set_defaults(func=cmd_analyze)
+
+    e = sub.add_parser("export", help="export to CSV, EDF+, BDF+ or C3D",
+                       description="Exports samples (gaps left empty or annotated) and events "
+                       "(contractions, phases, gaps as annotations).")
+    _add_file_options(e)
+    e.add_argument("--to", choices=["csv", "edf", "bdf", "c3d"], required=True,
+                   help="output format")
+    e.add_argument("-o", "--output", required=True, help="output file (a folder for csv)")
+    e.set_defaults(func=cmd_export)
+
+    rp = sub.add_parser("report", help="self-contained HTML report of a session")
+    _add_file_options(rp)
+    rp.add_argument("-o", "--output", default="report.html", help="default report.html")
+    rp.set_defaults(func=cmd_report)
+
+    sc = sub.add_parser("scan", help="find BLE wearables")
+    sc.add_argument("--timeout", type=float, default=5.0, help="seconds to scan (default 5)")
+    sc.set_defaults(func=cmd_scan)
+
+    sm = sub.add_parser("simulate", help="run the virtual wearable for other programs",
+                        description="Serves the virtual wearable over a pty (serial), TCP or a "
+                        "fake BlueZ (BLE) so other programs can connect to it.")
+    sm.add_argument("--serve", required=True,
+                    help="serial | tcp://127.0.0.1:PORT | ble")
+    sm.add_argument("--scenario", default="demo", help="scenario to play (default demo)")
+    sm.add_argument("--speed", type=float, default=1.0, help="playback speed (default 1)")
+    sm.add_argument("--loop", action="store_true", help="play the scenario forever")
+    _add_fault_options(sm)
+    sm.set_defaults(func=cmd_simulate)
+
+    c = sub.add_parser("calibrate", help="record rest + MVC per channel into a profile")
+    c.add_argument("url", help="source URL of the wearable")
+    c.add_argument("--profile", required=True, help="profile name (e.g. the client's name)")
+    c.add_argument("--rest", type=float, default=5.0, help="rest seconds (default 5)")
+    c.add_argument("--mvc", type=float, default=5.0, help="MVC seconds (default 5)")
+    c.set_defaults(func=cmd_calibrate)
+
+    t = sub.add_parser("test", help="guided protocols: single-leg stance, activation test")
+    t.add_argument("protocol", choices=["single-leg", "activation"])
+    t.add_argument("url", help="source URL of the wearable (sim://single-leg to try)")
+    t.add_argument("--legs", default="right,left", help="legs in order (default right,left)")
+    t.add_argument("--duration", type=float, default=30.0, help="stance goal s (default 30)")
+    t.add_argument("--reps", type=int, default=5, help="activation test reps (default 5)")
+    t.add_argument("--hold", type=float, default=10.0, help="hold seconds (default 10)")
+    _add_output_options(t)
+    t.set_defaults(func=cmd_test)
     return p
+
+
+def _version() -> str:
+    from bridge import __version__
+    return f"glutebridge {__version__}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,8 +311,6 @@ def main(argv: list[str] | None = None) -> int:
     except GlutebridgeError as exc:
         print(f"glutebridge: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
 
 
 if __name__ == "__main__":

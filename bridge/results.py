@@ -115,6 +115,8 @@ def session_results(session) -> dict:
                  "onset": c.onset, "offset": c.offset, "peak": c.peak, "mean": c.mean,
                  "pct_mvc": c.pct_mvc, "truncated": c.truncated}
                 for c in session.contractions(name)],
+            "summary": (_reps_summary(session.contractions(name), session.channel_names(name))
+                        if session.contractions(name) else None),
             "phases": phase_results(session, name),
             "stance_comparison": stance_comparison(session, name),
             "gaps": [{"stream": g.stream, "first_sample": g.first_sample,

@@ -56,13 +56,40 @@ async def virtual_items(signals: Signals, *, speed: float = 1.0, faults: Faults 
             await asyncio.sleep(0)  # stay cooperative when racing
 
 
-async def run_items(items: AsyncIterator, session: Session,
-                    sinks: list[Callable[[object], None]]) -> None:
-    """Feed every item to the session and every event to every sink."""
+def _split_sinks(sinks) -> tuple[list, list, list]:
+    """Sinks are callables (events) or objects with on_item / on_event / close."""
+    items, events, closers = [], [], []
+    for s in sinks:
+        if hasattr(s, "on_item"):
+            items.append(s.on_item)
+        if hasattr(s, "on_event"):
+            events.append(s.on_event)
+        elif callable(s):
+            events.append(s)
+    return items, events, closers
+
+
+async def run_items(items: AsyncIterator, session: Session, sinks,
+                    on_tick: Callable[[], None] | None = None, tick: float = 0.1) -> None:
+    """Feed every item to the session and the sinks, every event to the sinks.
+
+    ``on_tick`` (e.g. a screen redraw) is called at most every ``tick`` s.
+    """
+    item_fns, event_fns, _ = _split_sinks(sinks)
+    last = time.monotonic()
     async for item in items:
+        for f in item_fns:
+            f(item)
         for ev in session.handle(item):
-            for sink in sinks:
-                sink(ev)
+            for f in event_fns:
+                f(ev)
+        if on_tick is not None:
+            now = time.monotonic()
+            if now - last >= tick:
+                last = now
+                on_tick()
     for ev in session.finish():
-        for sink in sinks:
-            sink(ev)
+        for f in event_fns:
+            f(ev)
+    if on_tick is not None:
+        on_tick()

@@ -17,6 +17,7 @@ its own timestamp) or the virtual wearable's script all produce them.
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,17 @@ import numpy as np
 import firmware_protocol as fp
 from bridge.emg import Contraction, ContractionDetector, Offset, Onset
 from bridge.stream import DeviceEvent, Gap, SampleChunk
+
+
+#: MARK codes a host (the CLI's guided protocols) sends for protocol phases; the device
+#: echoes them as MARKERs with its own timestamp.  A marker whose text names a phase
+#: (``"stance:left"``) is read as that phase whatever its code.
+PHASE_CODES = {
+    0x0101: "rest", 0x0102: "mvc", 0x0103: "reps:bridge", 0x0104: "hold:10",
+    0x0105: "reps:clamshell", 0x0110: "stance:left", 0x0111: "stance:right", 0x01FF: "end",
+}
+PHASE_NAMES = {"rest", "mvc", "reps", "hold", "stance", "end"}
+MARK_FOR_PHASE = {v: k for k, v in PHASE_CODES.items()}
 
 
 # ------------------------------------------------------------------- events
@@ -93,7 +105,7 @@ class _Emg:
     spliced: list[int] = field(default_factory=list)  # cumulative samples cut out at each
     anchor: tuple[int, float] | None = None  # (stream sample, host time) of the latest chunk
     contractions: list[Contraction] = field(default_factory=list)
-    rest: list[np.ndarray] = field(default_factory=list)
+    calib: dict[str, list[np.ndarray]] = field(default_factory=dict)  # phase -> blocks
 
     def stream_sample(self, det_sample: int) -> int:
         i = bisect.bisect_right(self.splices, det_sample)
@@ -109,7 +121,8 @@ class _DeviceState:
         self.emg: dict[int, _Emg] = {}
         self.imu: dict[int, object] = {}  # stream -> (rate, labels)
         self.phases: list[Phase] = []
-        self.time_anchor: tuple[float, float] | None = None  # (host time, session time)
+        self.device_origin: float | None = None  # device clock (s) at session time 0
+        self.latest = 0.0  # session time of the newest sample
         self.stance = None  # running stance test
         self.stance_leg = ""
         self.stance_base: int | None = None  # IMU sample index of the test's sample 0
@@ -140,6 +153,9 @@ class Session:
         self.max_splice = max_splice
         self.calibrate_on_rest = calibrate_on_rest
         self.devices: dict[str, _DeviceState] = {}
+        #: A calibration profile (bridge.profiles.Profile) applied to new detectors.
+        self.profile = None
+        self.notes: list[str] = []
 
     # --------------------------------------------------------------- intake
     def handle(self, item) -> list:
@@ -155,11 +171,14 @@ class Session:
             return self._device_event(dev, item)
         return []
 
-    def _session_time(self, dev: _DeviceState, host_time: float) -> float:
-        if dev.time_anchor is None:
-            return 0.0
-        h0, s0 = dev.time_anchor
-        return s0 + (host_time - h0)
+    def _session_time(self, dev: _DeviceState, device_time: float) -> float:
+        """Session time of a device timestamp (exact: the device clock is the timeline).
+
+        Packets without a timestamp (DeviceInfo, Ack) get the latest sample time.
+        """
+        if dev.device_origin is None or math.isnan(device_time):
+            return dev.latest
+        return device_time - dev.device_origin
 
     def _emg_chunk(self, dev: _DeviceState, c: SampleChunk) -> list:
         st = dev.emg.get(c.stream)
@@ -167,14 +186,16 @@ class Session:
             st = dev.emg[c.stream] = _Emg(
                 ContractionDetector(c.samples.shape[1], c.rate, **self.detector_params),
                 c.rate, c.labels)
+            if self.profile is not None:
+                from bridge.profiles import apply_profile
+                self.notes += apply_profile(st.detector, c.labels, c.rate, self.profile)
         if st.base is None:
             st.base = c.first_sample
         st.anchor = (c.first_sample, c.host_time)
-        if dev.time_anchor is None:
-            dev.time_anchor = (c.host_time, c.first_sample / c.rate)
+        self._timeline(dev, c)
         phase = dev.phases[-1] if dev.phases else None
-        if phase is not None and phase.name == "rest" and phase.end is None:
-            st.rest.append(c.samples)
+        if phase is not None and phase.name in ("rest", "mvc") and phase.end is None:
+            st.calib.setdefault(phase.name, []).append(c.samples)
         return self._emg_events(c.device, st, st.detector.process(c.samples))
 
     def _emg_events(self, device: str, st: _Emg, events) -> list:
@@ -198,8 +219,10 @@ class Session:
 
     def _gap(self, dev: _DeviceState, g: Gap) -> list:
         dev.gaps.append(g)
-        out: list = [LinkEvent(g.device, "gap", self._session_time(dev, g.host_time), g)]
         st = dev.emg.get(g.stream)
+        rate = st.rate if st is not None else dev.imu.get(g.stream, (None,))[0]
+        t = g.first_sample / rate if rate else dev.latest
+        out: list = [LinkEvent(g.device, "gap", t, g)]
         if st is None or st.base is None:
             return out
         if g.n_samples / st.rate <= self.max_splice and g.reason == "lost":
@@ -216,9 +239,13 @@ class Session:
 
     def _device_event(self, dev: _DeviceState, e: DeviceEvent) -> list:
         p = e.packet
-        t = self._session_time(dev, e.host_time)
+        t = self._session_time(dev, e.device_time)
         if isinstance(p, fp.Marker):
             name, _, arg = p.text.partition(":")
+            if name not in PHASE_NAMES:
+                if p.code not in PHASE_CODES:
+                    return [LinkEvent(e.device, "marker", t, p)]
+                name, _, arg = PHASE_CODES[p.code].partition(":")
             return self._phase(dev, e.device, name, arg, t, e.host_time)
         if isinstance(p, fp.Status):
             dev.status = p
@@ -235,8 +262,8 @@ class Session:
         if dev.phases and dev.phases[-1].end is None:
             prev = dev.phases[-1]
             prev.end = t
-            if prev.name == "rest" and self.calibrate_on_rest:
-                self._calibrate_rest(dev)
+            if prev.name in ("rest", "mvc") and self.calibrate_on_rest and self.profile is None:
+                self._calibrate(dev, prev.name)
             if prev.name == "stance":
                 out += self._end_stance(dev, device)
         dev.phases.append(Phase(name, arg, t))
@@ -245,17 +272,31 @@ class Session:
             out += self._start_stance(dev, device, arg or "left", t)
         return out
 
-    def _calibrate_rest(self, dev: _DeviceState) -> None:
+    def _calibrate(self, dev: _DeviceState, phase: str) -> None:
+        """A rest phase sets the baseline; an MVC phase sets 100 % (>= 1 s of data)."""
         for st in dev.emg.values():
-            if st.rest:
-                block = np.concatenate(st.rest)
-                st.rest.clear()
-                if block.shape[0] >= st.rate:  # at least 1 s of rest
-                    st.detector.calibrate_rest(block)
+            blocks = st.calib.pop(phase, [])
+            if not blocks:
+                continue
+            block = np.concatenate(blocks)
+            if block.shape[0] < st.rate:
+                self.notes.append(f"{phase} phase shorter than 1 s: not used for calibration")
+            elif phase == "rest":
+                st.detector.calibrate_rest(block)
+            else:
+                st.detector.calibrate_mvc(block)
 
     # -------------------------------------------------------------- balance
+    @staticmethod
+    def _timeline(dev: _DeviceState, c: SampleChunk) -> None:
+        # Session time = sample index / rate; the device clock of sample 0 anchors markers.
+        if dev.device_origin is None and not math.isnan(c.device_time):
+            dev.device_origin = c.device_time - c.first_sample / c.rate
+        dev.latest = max(dev.latest, c.end_sample / c.rate)
+
     def _imu_chunk(self, dev: _DeviceState, c: SampleChunk) -> list:
         dev.imu[c.stream] = (c.rate, c.labels)
+        self._timeline(dev, c)
         test = dev.stance
         if test is None:
             return []

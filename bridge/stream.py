@@ -8,6 +8,7 @@ packet and the host time its bytes arrived, so both produce the same items.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,9 @@ class SampleChunk:
     first_sample: int  # unwrapped sample index of samples[0]
     host_time: float  # host time (s) of samples[0], from the device clock fit
     samples: np.ndarray = field(repr=False)  # (n, channels) float64
+    #: device clock (s, unwrapped, from the first timestamp seen) at samples[0]:
+    #: the exact timeline shared by every stream and marker of the device.
+    device_time: float = math.nan
 
     @property
     def n_samples(self) -> int:
@@ -60,6 +64,7 @@ class DeviceEvent:
     device: str
     host_time: float
     packet: fp.Packet
+    device_time: float = math.nan  # device clock (s, unwrapped) of timestamped packets
 
 
 @dataclass
@@ -120,15 +125,17 @@ class StreamAssembler:
         """Process one packet that arrived at ``host_time``; return the items it yields."""
         if isinstance(packet, fp.SampleBlock):
             return self._block(packet, host_time)
+        device_time = math.nan
         if isinstance(packet, fp.DeviceInfo):
             self._announce(packet)
         elif isinstance(packet, (fp.Marker, fp.Status)) and self._dev_t0 is not None:
             # Timestamped on the device: place it on the host clock like the samples.
+            device_time = self._device_us(packet.t_us) * 1e-6
             try:
-                host_time = self.clock.to_host(self._device_us(packet.t_us) * 1e-6)
+                host_time = self.clock.to_host(device_time)
             except RuntimeError:  # clock not fitted yet
                 pass
-        return [DeviceEvent(self.device, host_time, packet)]
+        return [DeviceEvent(self.device, host_time, packet, device_time)]
 
     def _announce(self, info: fp.DeviceInfo) -> None:
         same = self.info is not None and self.info.streams == info.streams
@@ -192,7 +199,7 @@ class StreamAssembler:
             out.append(Gap(self.device, b.stream, start, n_lost, t0 - n_lost / st.rate, reason))
         samples = b.counts() * st.scales
         out.append(SampleChunk(self.device, b.stream, st.kind, st.labels, st.units, st.rate,
-                               first, t0, samples))
+                               first, t0, samples, dev_s))
         st.next_sample = first + b.n_samples
         c.received += b.n_samples
         c.chunks += 1

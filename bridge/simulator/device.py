@@ -166,7 +166,7 @@ class VirtualWearable:
             (code,) = struct.unpack("<H", cmd.args)
             return [self._ack(cmd, AckStatus.OK),
                     fp.Marker(self._next_seq(fp.CONTROL_STREAM), self._t_us(self.time), code,
-                              "host mark")]
+                              "")]
         if op in (Opcode.SET_RATE, Opcode.SET_CHANNEL_MASK):
             # Playback of recorded physiology has fixed rates and channels.
             return [self._ack(cmd, AckStatus.UNSUPPORTED, "the virtual wearable plays fixed "

@@ -23,7 +23,7 @@ class ConsoleSink:
         self.show_gaps = show_gaps
         self.lost_samples = 0
 
-    def emit(self, ev) -> None:
+    def on_event(self, ev) -> None:
         c = self.console
         if isinstance(ev, MuscleEvent):
             if ev.kind == "onset":
@@ -53,6 +53,8 @@ class ConsoleSink:
         c = self.console
         for device, d in results["devices"].items():
             c.rule(f"Summary — {device}")
+            if d.get("summary") and not any(ph["phase"] == "reps" for ph in d["phases"]):
+                self._reps(d["summary"])  # no protocol phases: the whole session at once
             for ph in d["phases"]:
                 if ph["phase"] == "reps" and "summary" in ph:
                     self._reps(ph["summary"])

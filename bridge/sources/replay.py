@@ -98,6 +98,7 @@ class ReplayTransport(Transport):
         self._task: asyncio.Task | None = None
         self._done = False
         self.delivered = 0
+        self.position = 0  # file offset of the last record played (progress bars)
 
     async def open(self, sink: LinkSink) -> None:
         if self._done:
@@ -119,6 +120,7 @@ class ReplayTransport(Transport):
         wall0 = first = None
         n = 0
         for rec in self._records:
+            self.position = rec.offset
             if rec.kind == Kind.DATA_IN:
                 if self.speed > 0:
                     if first is None:

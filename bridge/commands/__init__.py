@@ -1,0 +1,1 @@
+"""Implementations of the ``glutebridge`` commands (the CLI only parses arguments)."""

@@ -1,0 +1,203 @@
+"""``analyze``, ``export`` and ``report``: work on recordings and CSV files."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from bridge.errors import ConfigError, RecordingError
+from bridge.export import Collector, annotations_from, to_c3d, to_csv, to_edf
+from bridge.recording import MAGIC
+from bridge.results import session_results
+from bridge.session import Session
+from bridge.sources.base import Connection
+from bridge.sources.replay import ReplayTransport
+from bridge.stream import SampleChunk
+
+
+def is_recording(path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(MAGIC)) == MAGIC
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory; give a recording (.gbrec) or a CSV file") \
+            from None
+
+
+async def _replay_all(path, session: Session, collector: Collector | None,
+                      progress: bool, console: Console) -> dict:
+    transport = ReplayTransport(path, speed=0)
+    size = max(1, Path(path).stat().st_size)
+    conn = Connection(transport, autostart=False, device=transport.reader.meta.get("device")
+                      or Path(path).stem)
+    await conn.open()
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
+                      console=console, transient=True, disable=not progress) as bar:
+            task = bar.add_task(f"analysing {Path(path).name}", total=size)
+            n = 0
+            async for item in conn:
+                if collector is not None:
+                    collector.add(item)
+                session.handle(item)
+                n += 1
+                if n % 500 == 0:
+                    # Records are delivered in file order: offset tracks progress.
+                    bar.update(task, completed=transport.position)
+        session.finish()
+    finally:
+        await conn.close()
+    return conn.stats
+
+
+def load_csv(path, rate: float | None, columns: list[str] | None,
+             time_column: str | None = "auto") -> tuple[np.ndarray, list[str], float]:
+    """Numeric columns of a CSV file as (n, channels), their names and the rate.
+
+    The rate comes from ``rate`` or from a time column (``time``, ``t``,
+    ``time_s``...) when the samples are evenly spaced.
+    """
+    try:
+        with open(path, newline="") as fh:
+            sample = fh.read(4096)
+            fh.seek(0)
+            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t ")
+            rows = list(csv.reader(fh, dialect))
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable CSV file ({exc})") from None
+    header = [h.strip() for h in rows[0]]
+    if all(_is_number(h) for h in header):
+        header = [f"ch{i}" for i in range(len(header))]
+        body = rows
+    else:
+        body = rows[1:]
+    data = np.array([[float(v) if _is_number(v) else np.nan for v in r] for r in body
+                     if len(r) == len(header)])
+    if data.size == 0:
+        raise ConfigError(f"{path}: no numeric rows")
+    tcol = None
+    if time_column == "auto":
+        tcol = next((i for i, h in enumerate(header)
+                     if h.lower().split(" ")[0] in ("time", "t", "time_s", "f_time", "seconds")),
+                    None)
+    elif time_column:
+        tcol = header.index(time_column)
+    if rate is None:
+        if tcol is None:
+            raise ConfigError(f"{path}: no time column; pass --rate HZ")
+        dt = np.diff(data[:, tcol])
+        if dt.size == 0 or np.any(dt <= 0) or np.ptp(dt) > 0.01 * np.median(dt):
+            raise ConfigError(f"{path}: the time column is not evenly spaced; pass --rate HZ")
+        rate = 1.0 / float(np.median(dt))
+    if columns:
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ConfigError(f"{path}: no column(s) {missing}; columns are {header}")
+        idx = [header.index(c) for c in columns]
+    else:
+        idx = [i for i in range(len(header)) if i != tcol]
+    x = data[:, idx]
+    keep = ~np.isnan(x).any(axis=1)
+    if not keep.all():
+        x = x[keep]  # e.g. trailing rows holding only some columns
+    return x, [header[i] for i in idx], float(rate)
+
+
+def _is_number(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
+def _csv_session(path, rate, columns, session: Session, collector: Collector | None) -> None:
+    x, names, rate = load_csv(path, rate, columns)
+    block = max(1, int(rate // 20))
+    for i in range(0, x.shape[0], block):
+        chunk = SampleChunk(Path(path).stem, 1, "emg", tuple(names), ("",) * len(names), rate,
+                            i, i / rate, np.ascontiguousarray(x[i:i + block]))
+        if collector is not None:
+            collector.add(chunk)
+        session.handle(chunk)
+    session.finish()
+
+
+def analyze(path, *, rate: float | None = None, columns: list[str] | None = None,
+            progress: bool = True, console: Console | None = None,
+            collector: Collector | None = None) -> tuple[dict, Session]:
+    """Results of a recording or a CSV file (EMG columns), and the session behind them."""
+    console = console or Console(stderr=True)
+    session = Session()
+    if is_recording(path):
+        stats = asyncio.run(_replay_all(path, session, collector, progress, console))
+        results = session_results(session)
+        results["link"] = json.loads(json.dumps(stats, default=str))
+    else:
+        _csv_session(path, rate, columns, session, collector)
+        results = session_results(session)
+    results["source"] = str(path)
+    return results, session
+
+
+def results_table(results: dict, console: Console) -> None:
+    from bridge.sinks.console import ConsoleSink
+    ConsoleSink(console).summary(results)
+
+
+def results_csv(results: dict, out) -> None:
+    """Contractions as CSV rows (one per contraction)."""
+    w = csv.writer(out)
+    w.writerow(["device", "channel", "muscle", "onset_s", "offset_s", "duration_s", "peak",
+                "mean", "pct_mvc", "truncated"])
+    for dev, d in results["devices"].items():
+        for c in d["contractions"]:
+            w.writerow([dev, c["channel"], c["muscle"], f"{c['onset']:.4f}",
+                        f"{c['offset']:.4f}", f"{c['offset'] - c['onset']:.4f}",
+                        f"{c['peak']:.6g}", f"{c['mean']:.6g}",
+                        "" if c["pct_mvc"] is None else f"{c['pct_mvc']:.1f}",
+                        int(c["truncated"])])
+
+
+def export(path, fmt: str, out, *, rate=None, columns=None, console=None) -> list[Path]:
+    """Export a recording or CSV file to csv (a folder), edf, bdf or c3d."""
+    collector = Collector()
+    _, session = analyze(path, rate=rate, columns=columns, console=console, collector=collector)
+    streams = collector.streams()
+    ann = annotations_from(session, collector)
+    if fmt == "csv":
+        return to_csv(streams, ann, out)
+    if fmt in ("edf", "bdf"):
+        return [to_edf(streams, ann, out, bdf=fmt == "bdf")]
+    if fmt == "c3d":
+        return [to_c3d(streams, ann, out)]
+    raise ConfigError(f"unknown export format {fmt!r}: choose csv, edf, bdf or c3d")
+
+
+def report(path, out, *, rate=None, columns=None, console=None) -> Path:
+    """Self-contained HTML report of a recording or CSV file."""
+    from bridge.report import write_report
+
+    collector = Collector()
+    results, session = analyze(path, rate=rate, columns=columns, console=console,
+                               collector=collector)
+    write_report(out, results, collector=collector, session=session, title=Path(path).stem)
+    return Path(out)
+
+
+def check_readable(path) -> None:
+    """Raise a clear error early for paths that cannot be analysed."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{path}: no such file")
+    if p.suffix == ".gbrec" and not is_recording(p):
+        raise RecordingError(f"{path} is not a glutebridge recording (no GBREC header)")

@@ -1,0 +1,120 @@
+"""Run one session from a source to its outputs: the engine behind demo/stream/replay.
+
+A source is any async iterator of stream items: a :class:`Connection`
+(live wearable or ``replay://``) or the in-process virtual wearable.  Outputs
+are chosen by :class:`Outputs`: the terminal (live screen or one line per
+event), JSON Lines on stdout, the dashboard, LSL, a JSON results file and an
+HTML report.  The session and its events are the same whatever the outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+
+from bridge.errors import ConfigError
+from bridge.export import Collector
+from bridge.results import session_results
+from bridge.runner import run_items
+from bridge.session import Session
+from bridge.sinks.console import ConsoleSink
+
+
+@dataclass
+class Outputs:
+    """What a run shows and writes."""
+
+    view: str = "auto"  # "live" (full screen), "lines" (one line per event), "jsonl", "quiet"
+    json_path: str | None = None
+    report_path: str | None = None
+    dashboard: bool = False
+    dashboard_port: int = 8765
+    lsl: bool = False
+    title: str = "glutebridge"
+    console: Console = field(default_factory=lambda: Console(highlight=False))
+
+
+async def run_session(items, session: Session, out: Outputs, *, stats=None,
+                      keep_traces: bool = True, extra_sinks=()) -> dict:
+    """Drive ``session`` from ``items`` with the outputs of ``out``; return the results.
+
+    ``extra_sinks`` get the events too (e.g. a guided protocol waiting for one).
+    """
+    console = out.console
+    view = out.view
+    if view == "auto":
+        view = "live" if console.is_terminal else "lines"
+    if view not in ("live", "lines", "jsonl", "quiet"):
+        raise ConfigError(f"unknown view {view!r}: choose live, lines, jsonl or quiet")
+    sinks: list = list(extra_sinks)
+    collector = Collector() if (keep_traces and out.report_path) else None
+    if collector is not None:
+        sinks.append(_ItemSink(collector.add))
+    line_sink = ConsoleSink(console)
+    if view == "lines":
+        sinks.append(line_sink)
+    elif view == "jsonl":
+        from bridge.sinks.jsonl import JsonlSink
+        sinks.append(JsonlSink(sys.stdout))
+    live_view = None
+    if view == "live":
+        from bridge.sinks.live import LiveView
+        live_view = LiveView(out.title)
+        sinks.append(live_view)
+    async with contextlib.AsyncExitStack() as stack:
+        if out.dashboard:
+            from bridge.sinks.dashboard import Dashboard
+            dash = Dashboard(port=out.dashboard_port)
+            await dash.start()
+            stack.push_async_callback(dash.stop)
+            console.print(f"dashboard: {dash.url}", style="bold")
+            sinks.append(dash)
+        if out.lsl:
+            from bridge.sinks.lsl import LslSink
+            lsl = LslSink()
+            stack.callback(getattr(lsl, "close", lambda: None))
+            sinks.append(lsl)
+        if live_view is not None:
+            live = stack.enter_context(Live(live_view.render(), console=console,
+                                            auto_refresh=False, transient=False))
+            await run_items(items, session, sinks,
+                            on_tick=lambda: live.update(live_view.render(), refresh=True))
+        else:
+            await run_items(items, session, sinks)
+    results = session_results(session)
+    if stats is not None:
+        results["link"] = _jsonable(stats() if callable(stats) else stats)
+    if view in ("live", "lines"):
+        line_sink.summary(results)
+    if out.json_path:
+        Path(out.json_path).write_text(json.dumps(results, indent=1, default=str))
+        _note(console, view, f"results written to {out.json_path}")
+    if out.report_path:
+        from bridge.report import write_report
+        write_report(out.report_path, results, collector=collector, session=session,
+                     title=out.title)
+        _note(console, view, f"report written to {out.report_path}")
+    return results
+
+
+class _ItemSink:
+    def __init__(self, fn) -> None:
+        self.on_item = fn
+
+
+def _note(console: Console, view: str, text: str) -> None:
+    # Keep stdout pure JSON Lines in jsonl mode: notes go to stderr.
+    if view == "jsonl":
+        print(text, file=sys.stderr)
+    elif view != "quiet":
+        console.print(text)
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=lambda o: getattr(o, "__dict__", str(o))))

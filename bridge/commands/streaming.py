@@ -1,0 +1,106 @@
+"""``demo``, ``stream`` and ``replay``: a session from a live or recorded source."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from bridge.commands.run import Outputs, run_session
+from bridge.errors import ConfigError
+from bridge.recording import RecordingWriter
+from bridge.session import Session
+from bridge.sources import make_transport
+from bridge.sources.base import Connection
+from bridge.sources.replay import RecordingTransport, recording_meta
+
+
+def session_for(profile: str | None = None, stance_duration: float = 30.0) -> Session:
+    """A Session, calibrated from a saved profile when one is named."""
+    session = Session(stance_duration=stance_duration)
+    if profile:
+        from bridge.profiles import load_profile
+        session.profile = load_profile(profile)
+    return session
+
+
+async def demo(*, scenario: str = "demo", seed: int = 0, speed: float = 2.0,
+               faults=None, out: Outputs, record: str | None = None) -> dict:
+    """The main job: the virtual wearable through the whole stack, then a summary."""
+    from bridge.simulator import scenarios
+    from bridge.simulator.device import Faults
+
+    signals = scenarios.build(scenario, seed=seed)
+    faults = faults or Faults(drop_rate=0.002, bit_error_rate=1e-6, seed=seed)
+    if speed <= 0:
+        # As fast as possible: the in-process wearable, same decoder/assembler/session.
+        from bridge.runner import virtual_items
+        stats: dict = {}
+        results = await run_session(virtual_items(signals, speed=0, faults=faults, stats=stats),
+                                    Session(), out, stats=lambda: _sim_stats(stats))
+        return results
+    return await stream(f"sim://{scenario}", out=out, record=record,
+                        transport_options={"signals": signals, "faults": faults, "speed": speed})
+
+
+def _sim_stats(stats: dict) -> dict:
+    d = stats.get("decoder")
+    return {"decoder": d.as_dict() if d is not None else {}}
+
+
+async def stream(url: str, *, out: Outputs, record: str | None = None,
+                 duration: float | None = None, profile: str | None = None,
+                 stance_duration: float = 30.0, transport_options: dict | None = None,
+                 connection_options: dict | None = None) -> dict:
+    """Stream ``url`` (any source URL) through a session to the outputs.
+
+    ``record`` appends every raw byte to a crash-safe recording while
+    streaming; ``duration`` stops after that many seconds (Ctrl-C stops too,
+    and still prints the summary and closes the recording cleanly).
+    """
+    transport = make_transport(url, **(transport_options or {}))
+    opts = dict(connection_options or {})
+    if url.lower().startswith("replay://"):
+        opts.setdefault("autostart", False)
+    writer = None
+    if record:
+        writer = RecordingWriter(record, recording_meta(transport, started=time.time()))
+        transport = RecordingTransport(transport, writer)
+    conn = Connection(transport, **opts)
+    session = session_for(profile, stance_duration)
+    try:
+        await conn.open()
+        if out.view in ("live", "lines", "auto") and conn.info is not None:
+            i = conn.info
+            out.console.print(f"connected: {i.name} (serial {i.serial}, firmware "
+                              f"{i.firmware_version}, protocol v{i.protocol_version})")
+        items = _limited(conn, duration) if duration else conn
+        return await run_session(items, session, out, stats=lambda: conn.stats)
+    finally:
+        await conn.close()
+        if writer is not None:
+            writer.close()
+
+
+async def _limited(conn, duration: float):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + duration
+    async for item in conn:
+        yield item
+        if loop.time() >= end:
+            return
+
+
+async def replay(path: str, *, speed: float, out: Outputs) -> dict:
+    """Play a recording through the same path as live (``speed`` x, 0 = fast)."""
+    if speed < 0:
+        raise ConfigError(f"speed must be >= 0 (0 = as fast as possible), got {speed}")
+    return await stream(f"replay://{path}", out=out,
+                        transport_options={"speed": speed})
+
+
+def run(coro):
+    """asyncio.run that turns Ctrl-C into a clean stop."""
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(coro)
+    return None
