@@ -15,6 +15,7 @@ ctypedef struct TiltState:
     double gate_lo     # use the accelerometer only when |a| is within [lo, hi] g
     double gate_hi
     int ready          # 0 until the first sample initialised u
+    long long n        # samples seen (start-up gain schedule)
 
 
 ctypedef struct TiltOut:
@@ -36,7 +37,7 @@ cdef inline void tilt_step(TiltState* s, const double* row, TiltOut* o) noexcept
     cdef double wy = (m[3] * row[3] + m[4] * row[4] + m[5] * row[5]) * s.dt_rad
     cdef double wz = (m[6] * row[3] + m[7] * row[4] + m[8] * row[5]) * s.dt_rad
     cdef double na = sqrt(ax * ax + ay * ay + az * az)
-    cdef double ux, uy, uz, k, inv, fx, fy, fz, lx, ly, lz
+    cdef double ux, uy, uz, k, g, inv, fx, fy, fz, lx, ly, lz
     if not s.ready:
         if na > 0.0:
             s.u[0] = ax / na
@@ -47,6 +48,8 @@ cdef inline void tilt_step(TiltState* s, const double* row, TiltOut* o) noexcept
             s.u[1] = 0.0
             s.u[2] = 1.0
         s.ready = 1
+        s.n = 0
+    s.n += 1
     ux = s.u[0]
     uy = s.u[1]
     uz = s.u[2]
@@ -56,10 +59,16 @@ cdef inline void tilt_step(TiltState* s, const double* row, TiltOut* o) noexcept
     # Complementary correction toward the measured specific force direction
     # when |a| is close to 1 g (quiet-ish stance, no impact).
     if na > s.gate_lo and na < s.gate_hi:
-        k = s.gain / na
-        ux += k * ax - s.gain * ux
-        uy += k * ay - s.gain * uy
-        uz += k * az - s.gain * uz
+        # Start-up: weight 1/n (a running mean of the gravity direction, so a
+        # bad first sample does not linger for several time constants), then
+        # the steady complementary gain.
+        g = s.gain
+        if s.n * g < 1.0:
+            g = 1.0 / s.n
+        k = g / na
+        ux += k * ax - g * ux
+        uy += k * ay - g * uy
+        uz += k * az - g * uz
     inv = 1.0 / sqrt(ux * ux + uy * uy + uz * uz)
     ux *= inv
     uy *= inv

@@ -26,6 +26,7 @@ cdef void _load_tilt(TiltState* t, mounting, double rate, double gain,
     t.gate_lo = gate_lo
     t.gate_hi = gate_hi
     t.ready = 0
+    t.n = 0
     t.u[0] = 0.0
     t.u[1] = 0.0
     t.u[2] = 1.0
@@ -269,27 +270,32 @@ cdef class StanceCore:
     cdef SosState sos
     cdef object _args
     cdef double* ring           # lean deviation history, for the retro lift-off estimate
+    cdef double* ring_r         # high-passed |a| history, to time soft touchdowns
     cdef Py_ssize_t ring_n
     # parameters (samples / sin units / g)
-    cdef double side, lean_alpha, norm_alpha
+    cdef double side, lean_alpha, norm_alpha, base_alpha, pd_alpha, r_alpha
+    cdef double soft_imp_min, soft_imp_k
     cdef long long baseline_n, confirm_n, plateau_n, back_n, confirm_td_n, soft_n, duration_n
     cdef double lift_thr, settle_frac, td_frac, soft_frac, imp_thr, acc_clip, gyro_sat
     cdef int end_on_touchdown
     # state
     cdef long long i, exc_i, start_i, cand_i, soft_i, trial_end, settle_from
     cdef int state, trigger, lean_cues, started, rearm
-    cdef double lean_lp, norm_lp, base, base_sum, plateau_sum, pd, cand_peak
+    cdef double lean_lp, norm_lp, base, base_sum, plateau_sum, pd, cand_peak, r_ms
     cdef public long long n_acc_clip, n_gyro_sat
 
     def __cinit__(self, *args, **kw):
         self.ring = NULL
+        self.ring_r = NULL
 
     def __init__(self, mounting, double rate, double tilt_gain, double gate_lo, double gate_hi,
                  sos, zi, double side, double lean_alpha, double norm_alpha,
                  long long baseline_n, long long confirm_n, long long plateau_n, long long back_n,
                  long long confirm_td_n, long long soft_n, long long duration_n,
                  double lift_thr, double settle_frac, double td_frac, double soft_frac,
-                 double imp_thr, double acc_clip, double gyro_sat, bint end_on_touchdown):
+                 double imp_thr, double acc_clip, double gyro_sat, bint end_on_touchdown,
+                 double base_alpha, double pd_alpha, double r_alpha, double soft_imp_min,
+                 double soft_imp_k):
         self._args = (mounting, rate, tilt_gain, gate_lo, gate_hi, sos, zi)
         self.side = side
         self.lean_alpha = lean_alpha
@@ -309,15 +315,23 @@ cdef class StanceCore:
         self.acc_clip = acc_clip
         self.gyro_sat = gyro_sat
         self.end_on_touchdown = end_on_touchdown
-        self.ring_n = back_n + confirm_n + plateau_n + 8
+        self.base_alpha = base_alpha
+        self.pd_alpha = pd_alpha
+        self.r_alpha = r_alpha
+        self.soft_imp_min = soft_imp_min
+        self.soft_imp_k = soft_imp_k
+        self.ring_n = back_n + confirm_n + plateau_n + soft_n + 8
         free(self.ring)
         self.ring = <double*> calloc(self.ring_n, sizeof(double))
-        if self.ring == NULL:
+        free(self.ring_r)
+        self.ring_r = <double*> calloc(self.ring_n, sizeof(double))
+        if self.ring == NULL or self.ring_r == NULL:
             raise MemoryError()
         self.reset()
 
     def __dealloc__(self):
         free(self.ring)
+        free(self.ring_r)
 
     def reset(self):
         m, rate, g, lo, hi, sos, zi = self._args
@@ -341,6 +355,7 @@ cdef class StanceCore:
         self.plateau_sum = 0.0
         self.pd = 0.0
         self.cand_peak = 0.0
+        self.r_ms = 0.0
         self.n_acc_clip = 0
         self.n_gyro_sat = 0
 
@@ -410,6 +425,7 @@ cdef class StanceCore:
         r = fabs(o.norm - self.norm_lp)  # high-passed |a|: impacts
         dev = self.lean_lp - self.base
         self.ring[self.i % self.ring_n] = dev
+        self.ring_r[self.i % self.ring_n] = r
 
         if self.trigger:
             self.trigger = 0
@@ -438,8 +454,12 @@ cdef class StanceCore:
         elif self.state == S_ARMED:
             if self.rearm:
                 # after a touchdown the lean must come back before a new lift counts
-                if dev < 0.5 * self.lift_thr:
+                if dev < 0.4 * self.pd or dev < 0.5 * self.lift_thr:
                     self.rearm = 0
+            elif dev < 0.5 * self.lift_thr and dev > -0.5 * self.lift_thr:
+                # quiet double stance: follow slow drift of the lean baseline
+                self.base += self.base_alpha * dev
+                self.exc_i = -1
             elif dev > self.lift_thr:
                 if self.exc_i < 0:
                     self.exc_i = self.i
@@ -468,6 +488,11 @@ cdef class StanceCore:
                 self.cand_i = -1
                 self.soft_i = -1
         elif self.state == S_STANCE:
+            if r <= self.imp_thr:
+                self.r_ms += self.r_alpha * (r * r - self.r_ms)
+            if self.lean_cues and self.cand_i < 0 and self.soft_i < 0:
+                # the stance lean drifts: follow it slowly
+                self.pd += self.pd_alpha * (dev - self.pd)
             if r > self.imp_thr:
                 if self.cand_i < 0:
                     self.cand_i = self.i
@@ -485,7 +510,7 @@ cdef class StanceCore:
                     if self.soft_i < 0:
                         self.soft_i = self.i
                     elif self.i - self.soft_i >= self.soft_n and self.cand_i < 0:
-                        ne = self._touchdown(ev, ne, self.soft_i, 0.0, 0.0)
+                        ne = self._soft_touchdown(ev, ne)
                 else:
                     self.soft_i = -1
 
@@ -496,6 +521,28 @@ cdef class StanceCore:
         out[3] = self.state
         self.i += 1
         return ne
+
+    cdef Py_ssize_t _soft_touchdown(self, double[:, ::1] ev, Py_ssize_t ne) noexcept nogil:
+        # The weight came back without a clear impact.  Look for a small
+        # transient (well above the stance |a| noise) from back_n before the
+        # lean dropped until now; if there is one, that is when the foot landed.
+        cdef long long k, kpk = -1, lo = self.soft_i - self.back_n
+        cdef double pk = 0.0, v
+        if lo < self.i - self.ring_n + 1:
+            lo = self.i - self.ring_n + 1
+        if lo < 0:
+            lo = 0
+        for k in range(lo, self.i + 1):
+            v = self.ring_r[k % self.ring_n]
+            if v > pk:
+                pk = v
+                kpk = k
+        if kpk >= 0 and pk >= self.soft_imp_min and pk * pk >= self.soft_imp_k * self.soft_imp_k * self.r_ms:
+            k = kpk
+            while k > lo and self.ring_r[(k - 1) % self.ring_n] >= 0.5 * pk:
+                k -= 1
+            return self._touchdown(ev, ne, k, pk, 2.0)
+        return self._touchdown(ev, ne, self.soft_i, 0.0, 0.0)
 
     cdef Py_ssize_t _touchdown(self, double[:, ::1] ev, Py_ssize_t ne, long long at,
                                double peak, double kind) noexcept nogil:

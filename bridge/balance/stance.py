@@ -74,7 +74,8 @@ class Touchdown:
     leg: str
     elapsed: float  # seconds since the (first) stance start
     stance_time: float  # length of this stance segment
-    kind: str  # "impact" or "weight_shift" (soft)
+    kind: str  # "impact", "soft_impact" (small transient found after the weight
+    # came back) or "weight_shift" (no transient: time the lean dropped)
     impact_g: float  # peak of the high-passed |a| (0 for soft touchdowns)
     decided_t: float
 
@@ -182,10 +183,14 @@ class SingleLegStanceTest:
             sos.tolist(), zi.tolist(), 1.0 if leg == "left" else -1.0,
             1.0 - np.exp(-1.0 / (0.1 * r)),  # lean low-pass, tau 0.1 s
             1.0 - np.exp(-2 * np.pi * 5.0 / r),  # |a| low-pass at 5 Hz (impact = residual)
-            n(baseline_s), n(0.3), n(0.3), n(0.8), n(0.8), n(0.5), n(duration),
-            np.sin(np.radians(lift_threshold_deg)), 0.9, 0.5, 0.35,
+            n(baseline_s), n(0.3), n(0.3), n(0.8), n(0.8), n(0.8), n(duration),
+            np.sin(np.radians(lift_threshold_deg)), 0.9, 0.5, 0.3,
             impact_threshold_g, 0.99 * acc_range_g, 0.99 * gyro_range_dps,
-            bool(end_on_touchdown))
+            bool(end_on_touchdown),
+            1.0 - np.exp(-1.0 / (2.0 * r)),  # double-stance lean baseline follows drift, tau 2 s
+            1.0 - np.exp(-1.0 / (3.0 * r)),  # stance lean level follows drift, tau 3 s
+            1.0 - np.exp(-1.0 / (2.0 * r)),  # stance |a| noise power, tau 2 s
+            0.02, 6.0)  # soft touchdown transient: >= 0.02 g and >= 6x the stance noise RMS
         self.reset()
 
     def reset(self) -> None:
@@ -271,7 +276,7 @@ class SingleLegStanceTest:
                 self._segments[-1][1] = sample
             return Touchdown(t, sample, self.leg, (sample - self._start_sample) / self.rate,
                              (sample - seg_start) / self.rate,
-                             "impact" if v2 == 1.0 else "weight_shift", float(v1),
+                             {1.0: "impact", 2.0: "soft_impact"}.get(v2, "weight_shift"), float(v1),
                              decided / self.rate)
         if kind == _EV_JOLT:
             self._flags.add("jolt")
