@@ -526,10 +526,8 @@ class ContractionDetector:
 
     def process(self, block) -> list[Onset | Offset]:
         """Feed a block (n_samples, channels); return the events it decided."""
-        if type(block) is np.ndarray and block.dtype == _F64 and block.ndim == 2 \
-                and block.shape[1] == self.channels and block.flags.c_contiguous:
-            recs = self._core.process(block)
-        else:
+        recs = self._core.process_fast(block)
+        if recs is None:
             recs = self._core.process(_as_block(block, self.channels))
         return self._convert(recs, False) if recs else []
 

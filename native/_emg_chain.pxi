@@ -1,39 +1,25 @@
-# Filter-chain kernels for the EMG core (included by native/emg.pyx).
+# Filter-chain state for the EMG core (included by native/emg.pyx).
 #
-# Layout: samples are (n, channels) C-contiguous, so one time step of every
-# channel is contiguous.  The kernels loop over channels innermost, which lets
-# the compiler vectorise a biquad across channels (channels are independent;
-# within one channel every sample depends on the previous one).
+# The per-sample loops live in native/emg_kernels.h (plain C so they can be
+# vectorised across channels and compiled for AVX2 with a baseline fallback);
+# this class owns the state arrays and the priming logic.
 
 from libc.math cimport sqrt, fabs
 
-
-cdef inline void sos_step(const double* sos, double* zs, Py_ssize_t ns,
-                          Py_ssize_t nc, double* v) noexcept nogil:
-    """Filter one time step ``v[0:nc]`` in place through ``ns`` biquads.
-
-    Transposed direct form II, the same recurrence as scipy.signal.sosfilt,
-    with ``a0 == 1`` (the Python side normalises).  ``zs`` is laid out
-    ``[section][2][channel]``.
-    """
-    cdef Py_ssize_t s, c
-    cdef double b0, b1, b2, a1, a2, x, y
-    cdef double* z0
-    cdef double* z1
-    for s in range(ns):
-        b0 = sos[6 * s]
-        b1 = sos[6 * s + 1]
-        b2 = sos[6 * s + 2]
-        a1 = sos[6 * s + 4]
-        a2 = sos[6 * s + 5]
-        z0 = zs + 2 * s * nc
-        z1 = z0 + nc
-        for c in range(nc):
-            x = v[c]
-            y = b0 * x + z0[c]
-            z0[c] = b1 * x - a1 * y + z1[c]
-            z1[c] = b2 * x - a2 * y
-            v[c] = y
+cdef extern from "emg_kernels.h" nogil:
+    ctypedef struct emg_chain_t:
+        Py_ssize_t nc, ns, ne, rms_w, rms_pos
+        int env_mode, tkeo
+        const double* sos
+        double* zs
+        const double* esos
+        double* ezs
+        double* p1
+        double* p2
+        double* ring
+        double* sumsq
+    void emg_chain_run(emg_chain_t* ch, const double* x, Py_ssize_t n,
+                       double* env, double* filt)
 
 
 cdef inline void sos_prime(const double* zi, double* zs, Py_ssize_t ns,
@@ -65,7 +51,7 @@ cdef class _Chain:
     optionally the filtered signal) for any block length, so results do not
     depend on how a stream is split.
     """
-    cdef Py_ssize_t nc, ns, ne, rms_w, rms_pos
+    cdef Py_ssize_t nc, ns, ne, rms_w
     cdef int env_mode, tkeo, prime, primed
     cdef double* sos
     cdef double* zi
@@ -77,8 +63,7 @@ cdef class _Chain:
     cdef double* p2
     cdef double* ring
     cdef double* sumsq
-    cdef public object sos_array
-    cdef public object env_sos_array
+    cdef emg_chain_t k
 
     def __cinit__(self):
         self.sos = NULL; self.zi = NULL; self.zs = NULL; self.esos = NULL
@@ -124,6 +109,20 @@ cdef class _Chain:
         for i in range(self.ne):
             for j in range(6):
                 self.esos[6 * i + j] = env_sos[i, j]
+        self.k.nc = self.nc
+        self.k.ns = self.ns
+        self.k.ne = self.ne
+        self.k.rms_w = self.rms_w
+        self.k.env_mode = env_mode
+        self.k.tkeo = tkeo
+        self.k.sos = self.sos
+        self.k.zs = self.zs
+        self.k.esos = self.esos
+        self.k.ezs = self.ezs
+        self.k.p1 = self.p1
+        self.k.p2 = self.p2
+        self.k.ring = self.ring
+        self.k.sumsq = self.sumsq
         self.reset()
 
     def __dealloc__(self):
@@ -138,61 +137,19 @@ cdef class _Chain:
         memset(self.p2, 0, self.nc * sizeof(double))
         memset(self.ring, 0, (self.rms_w * self.nc + 1) * sizeof(double))
         memset(self.sumsq, 0, self.nc * sizeof(double))
-        self.rms_pos = 0
+        self.k.rms_pos = 0
         self.primed = 0
 
     cdef void run(self, const double* x, Py_ssize_t n, double* env,
                   double* filt) noexcept nogil:
         """Raw ``x`` (n, nc) -> envelope ``env`` (n, nc); ``filt`` may be NULL."""
-        cdef Py_ssize_t i, c, k, nc = self.nc
-        cdef double* v = self.v
-        cdef double t, sq, acc
-        cdef double* slot
-        for i in range(n):
-            for c in range(nc):
-                v[c] = x[i * nc + c]
-            if not self.primed:
-                if self.prime:
-                    sos_prime(self.zi, self.zs, self.ns, nc, v)
-                self.primed = 1
-            sos_step(self.sos, self.zs, self.ns, nc, v)
-            if filt != NULL:
-                for c in range(nc):
-                    filt[i * nc + c] = v[c]
-            if self.tkeo:
-                # Causal Teager-Kaiser energy, one sample late:
-                # psi[n-1] = x[n-1]^2 - x[n] x[n-2]
-                for c in range(nc):
-                    t = self.p1[c] * self.p1[c] - v[c] * self.p2[c]
-                    self.p2[c] = self.p1[c]
-                    self.p1[c] = v[c]
-                    v[c] = fabs(t)
-            else:
-                for c in range(nc):
-                    v[c] = fabs(v[c])
-            if self.env_mode == ENV_LOWPASS:
-                sos_step(self.esos, self.ezs, self.ne, nc, v)
-            elif self.env_mode == ENV_RMS:
-                slot = self.ring + self.rms_pos * nc
-                for c in range(nc):
-                    sq = v[c] * v[c]
-                    self.sumsq[c] += sq - slot[c]
-                    slot[c] = sq
-                self.rms_pos += 1
-                if self.rms_pos == self.rms_w:
-                    # Re-sum exactly once per window so rounding cannot drift
-                    # (depends only on the sample index: split-invariant).
-                    self.rms_pos = 0
-                    for c in range(nc):
-                        acc = 0.0
-                        for k in range(self.rms_w):
-                            acc += self.ring[k * nc + c]
-                        self.sumsq[c] = acc
-                for c in range(nc):
-                    sq = self.sumsq[c]
-                    v[c] = sqrt(sq / self.rms_w) if sq > 0.0 else 0.0
-            for c in range(nc):
-                env[i * nc + c] = v[c]
+        if n <= 0:
+            return
+        if not self.primed:
+            if self.prime:
+                sos_prime(self.zi, self.zs, self.ns, self.nc, x)
+            self.primed = 1
+        emg_chain_run(&self.k, x, n, env, filt)
 
     def process_into(self, const double[:, ::1] x, double[:, ::1] env,
                      double[:, ::1] filt=None):

@@ -1,0 +1,314 @@
+/* Contraction detector state machine (used by native/emg.pyx).
+ *
+ * Per channel: a noise floor (tracked automatically or calibrated), an onset
+ * threshold that must be exceeded for min_on samples and a contraction that
+ * must last min_len samples before the onset is confirmed, a lower offset
+ * threshold (hysteresis) that must hold for min_gap samples (shorter dips are
+ * merged), and an onset refined back to where the envelope last sat at the
+ * baseline.  Channels are independent, so a chunk is processed channel by
+ * channel with the state in registers; events are then sorted by (emitted
+ * sample, channel), which makes the event stream independent of chunking.
+ */
+#ifndef GLUTEBRIDGE_EMG_DETECT_H
+#define GLUTEBRIDGE_EMG_DETECT_H
+
+#include <math.h>
+#include <stddef.h>
+
+enum { EMG_IDLE = 0, EMG_CANDIDATE = 1, EMG_ACTIVE = 2, EMG_PENDING_OFF = 3 };
+
+typedef struct {
+    int kind;            /* 1 onset, 2 offset */
+    int channel;
+    long long sample;    /* refined onset / offset sample */
+    long long emitted;   /* sample being processed when it was decided */
+    long long onset;     /* offsets: onset sample of the contraction */
+    double peak, mean;
+} emg_event_t;
+
+typedef struct {
+    int state, have_base;
+    long long last_low, last_off, onset, onset_raw, cand_off, above;
+    double pre_sum, pre_peak, acc_sum, acc_peak, snap_sum, snap_peak;
+    double mu, sd, on_thr, off_thr, ref_thr;
+    double wsum, wsq;
+} emg_chan_t;
+
+typedef struct {
+    ptrdiff_t nc, min_on, min_len, min_gap, win, hist_cap, comp;
+    int autob;
+    double k_on, k_off, k_ref, off_frac, min_ratio, quiet;
+    emg_chan_t *ch;      /* nc */
+    double *hmean;       /* [nc][hist_cap] window means */
+    double *hvar;        /* [nc][hist_cap] window variances */
+    double *sortbuf;     /* 2 * hist_cap */
+    ptrdiff_t win_n, hist_pos, hist_len;   /* shared by all channels */
+    long long t0;
+    emg_event_t *ev;
+    ptrdiff_t nev;
+} emg_det_t;
+
+static void emg_set_base(const emg_det_t *d, emg_chan_t *s, double m, double sd)
+{
+    /* a perfectly flat input (a disconnected channel reading 0) has sd == 0;
+       keep the thresholds strictly above the mean anyway */
+    if (sd < 0.02 * m)
+        sd = 0.02 * m;
+    s->mu = m;
+    s->sd = sd;
+    s->on_thr = m + d->k_on * sd;
+    if (s->on_thr < d->min_ratio * m)
+        s->on_thr = d->min_ratio * m;
+    s->off_thr = m + d->k_off * sd;
+    s->ref_thr = m + d->k_ref * sd;
+    s->have_base = 1;
+}
+
+/* Noise floor from the quietest `quiet` fraction of the recent windows:
+ * mean of their means, SD from their mean within-window variance.  The
+ * quietest windows are rest even when the muscle works most of the time; a
+ * 10 s hold cannot lift the floor while the history is longer than it;
+ * pooling several windows avoids the low bias of a plain minimum; and a
+ * between-window term is left out because one half-active window in a short
+ * history would inflate it. */
+static void emg_floor(emg_det_t *d, ptrdiff_t c, ptrdiff_t hist_len)
+{
+    const double *hm = d->hmean + c * d->hist_cap;
+    const double *hv = d->hvar + c * d->hist_cap;
+    double *srt = d->sortbuf;
+    ptrdiff_t nq = (ptrdiff_t)(d->quiet * (double)hist_len + 0.999999);
+    if (nq < 1)
+        nq = 1;
+    if (nq > hist_len)
+        nq = hist_len;
+    for (ptrdiff_t k = 0; k < hist_len; k++) {   /* insertion sort by mean */
+        const double m = hm[k], v = hv[k];
+        ptrdiff_t j = k;
+        while (j > 0 && srt[2 * (j - 1)] > m) {
+            srt[2 * j] = srt[2 * (j - 1)];
+            srt[2 * j + 1] = srt[2 * (j - 1) + 1];
+            j--;
+        }
+        srt[2 * j] = m;
+        srt[2 * j + 1] = v;
+    }
+    double sm = 0.0, sv = 0.0;
+    for (ptrdiff_t k = 0; k < nq; k++) {
+        sm += srt[2 * k];
+        sv += srt[2 * k + 1];
+    }
+    const double var = sv / (double)nq;
+    emg_set_base(d, &d->ch[c], sm / (double)nq, var > 0.0 ? sqrt(var) : 0.0);
+}
+
+static inline void emg_emit(emg_det_t *d, int kind, ptrdiff_t c, long long sample,
+                            long long emitted, long long onset, double peak, double mean)
+{
+    emg_event_t *r = &d->ev[d->nev++];
+    r->kind = kind;
+    r->channel = (int)c;
+    r->sample = sample;
+    r->emitted = emitted;
+    r->onset = onset;
+    r->peak = peak;
+    r->mean = mean;
+}
+
+/* One baseline window of channel c ended: push it, re-estimate the floor
+ * (the shared window counters advance identically for every channel). */
+static inline void emg_close_window(emg_det_t *d, ptrdiff_t c, emg_chan_t *s,
+                                    ptrdiff_t *hist_pos, ptrdiff_t *hist_len)
+{
+    const double wm = s->wsum / (double)d->win;
+    const double wv = s->wsq / (double)d->win - wm * wm;
+    d->hmean[c * d->hist_cap + *hist_pos] = wm;
+    d->hvar[c * d->hist_cap + *hist_pos] = wv > 0.0 ? wv : 0.0;
+    s->wsum = 0.0;
+    s->wsq = 0.0;
+    if (++*hist_pos == d->hist_cap)
+        *hist_pos = 0;
+    if (*hist_len < d->hist_cap)
+        ++*hist_len;
+    d->ch[c] = *s;
+    emg_floor(d, c, *hist_len);
+    *s = d->ch[c];
+}
+
+/* env: m x nc envelope rows.  At most one event per channel per sample, so
+ * the caller sizes d->ev for m * nc events. */
+static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
+{
+    const ptrdiff_t nc = d->nc;
+    const ptrdiff_t first_event = d->nev;
+    ptrdiff_t win_n = d->win_n, hist_pos = d->hist_pos, hist_len = d->hist_len;
+    for (ptrdiff_t c = 0; c < nc; c++) {
+        emg_chan_t s = d->ch[c];      /* local copy: lives in registers */
+        win_n = d->win_n;
+        hist_pos = d->hist_pos;
+        hist_len = d->hist_len;
+        const double *e_c = env + c;
+        ptrdiff_t i = 0;
+        while (i < m) {
+            if (s.have_base && s.state == EMG_IDLE) {
+                /* Fast path (almost all samples): resting channel.  Find the
+                   next onset-threshold crossing before the window closes,
+                   then apply the per-sample bookkeeping in bulk, in the same
+                   order as the per-sample path (identical results). */
+                ptrdiff_t lim = m;
+                if (d->autob && i + (d->win - win_n) < lim)
+                    lim = i + (d->win - win_n);
+                const double on = s.on_thr, ref = s.ref_thr;
+                ptrdiff_t j = i;
+                while (j < lim && e_c[j * nc] <= on)
+                    j++;
+                if (d->autob) {
+                    double ws = s.wsum, wq = s.wsq;
+                    for (ptrdiff_t k = i; k < j; k++) {
+                        const double e = e_c[k * nc];
+                        ws += e;
+                        wq += e * e;
+                    }
+                    s.wsum = ws;
+                    s.wsq = wq;
+                    win_n += j - i;
+                }
+                ptrdiff_t k = j - 1;
+                while (k >= i && e_c[k * nc] > ref)
+                    k--;
+                ptrdiff_t start = i;
+                if (k >= i) {
+                    s.last_low = d->t0 + k;
+                    s.pre_sum = 0.0;
+                    s.pre_peak = 0.0;
+                    start = k + 1;
+                }
+                for (ptrdiff_t q = start; q < j; q++) {
+                    const double e = e_c[q * nc];
+                    s.pre_sum += e;
+                    if (e > s.pre_peak)
+                        s.pre_peak = e;
+                }
+                i = j;
+                if (d->autob && win_n == d->win) {
+                    win_n = 0;
+                    emg_close_window(d, c, &s, &hist_pos, &hist_len);
+                }
+                if (j == lim)
+                    continue;
+            }
+            /* General per-sample path. */
+            const double e = e_c[i * nc];
+            const long long t = d->t0 + i;
+            if (d->autob) {
+                s.wsum += e;
+                s.wsq += e * e;
+            }
+            if (s.have_base) {
+                /* where did the envelope last sit at the baseline?  tracked
+                   forwards so the onset can be refined backwards for free */
+                if (e <= s.ref_thr) {
+                    s.last_low = t;
+                    s.pre_sum = 0.0;
+                    s.pre_peak = 0.0;
+                } else {
+                    s.pre_sum += e;
+                    if (e > s.pre_peak)
+                        s.pre_peak = e;
+                }
+                int st = s.state;
+                if (st == EMG_IDLE && e > s.on_thr) {
+                    st = EMG_CANDIDATE;
+                    s.above = 0;
+                    /* refined onset: last baseline sample + 1, moved back by
+                       the envelope smoother's delay, never before the last
+                       offset; amplitudes use the uncompensated span */
+                    s.onset_raw = s.last_low + 1;
+                    if (s.onset_raw < s.last_off)
+                        s.onset_raw = s.last_off;
+                    s.onset = s.onset_raw - d->comp;
+                    if (s.onset < s.last_off)
+                        s.onset = s.last_off;
+                    if (s.onset < 0)
+                        s.onset = 0;
+                }
+                if (st == EMG_CANDIDATE) {
+                    if (e > s.on_thr)
+                        s.above++;
+                    else if (e < s.off_thr)
+                        st = EMG_IDLE;
+                    if (st == EMG_CANDIDATE && s.above >= d->min_on
+                            && t - s.onset_raw + 1 >= d->min_len) {
+                        st = EMG_ACTIVE;
+                        s.acc_sum = s.pre_sum;
+                        s.acc_peak = s.pre_peak;
+                        emg_emit(d, 1, c, s.onset, t, s.onset, s.pre_peak,
+                                 s.pre_sum / (double)(t - s.onset_raw + 1));
+                    }
+                } else if (st == EMG_ACTIVE) {
+                    /* offset threshold: baseline hysteresis, or a fraction of
+                       the contraction's own mean if higher (muscles rarely
+                       relax fully between fast reps) */
+                    double thr = d->off_frac * s.acc_sum / (double)(t - s.onset_raw);
+                    if (thr < s.off_thr)
+                        thr = s.off_thr;
+                    if (e < thr) {
+                        st = EMG_PENDING_OFF;
+                        s.cand_off = t;
+                        s.snap_sum = s.acc_sum;
+                        s.snap_peak = s.acc_peak;
+                    }
+                    s.acc_sum += e;
+                    if (e > s.acc_peak)
+                        s.acc_peak = e;
+                } else if (st == EMG_PENDING_OFF) {
+                    s.acc_sum += e;
+                    if (e > s.acc_peak)
+                        s.acc_peak = e;
+                    if (e > s.on_thr) {
+                        st = EMG_ACTIVE;            /* short gap: merged */
+                    } else if (t - s.cand_off >= d->min_gap) {
+                        double thr = d->off_frac * s.snap_sum / (double)(s.cand_off - s.onset_raw);
+                        if (thr < s.off_thr)
+                            thr = s.off_thr;
+                        if (e <= thr) {
+                            st = EMG_IDLE;
+                            s.last_off = s.cand_off;
+                            emg_emit(d, 2, c, s.cand_off, t, s.onset, s.snap_peak,
+                                     s.snap_sum / (double)(s.cand_off - s.onset_raw));
+                        } else {
+                            st = EMG_ACTIVE;
+                        }
+                    }
+                }
+                s.state = st;
+            } else {
+                s.last_low = t;
+            }
+            if (d->autob && ++win_n == d->win) {
+                win_n = 0;
+                emg_close_window(d, c, &s, &hist_pos, &hist_len);
+            }
+            i++;
+        }
+        d->ch[c] = s;
+    }
+    if (d->autob) {
+        d->win_n = win_n;
+        d->hist_pos = hist_pos;
+        d->hist_len = hist_len;
+    }
+    d->t0 += m;
+    /* order this chunk's events by (emitted, channel): chunk-independent */
+    for (ptrdiff_t k = first_event + 1; k < d->nev; k++) {
+        emg_event_t r = d->ev[k];
+        ptrdiff_t j = k;
+        while (j > first_event && (d->ev[j - 1].emitted > r.emitted
+                || (d->ev[j - 1].emitted == r.emitted && d->ev[j - 1].channel > r.channel))) {
+            d->ev[j] = d->ev[j - 1];
+            j--;
+        }
+        d->ev[j] = r;
+    }
+}
+
+#endif
