@@ -112,14 +112,16 @@ class ReportTraces:
                 for r in ph.get("stance") or []:
                     if not r or r.get("start_t") is None:
                         continue
-                    a = int(round(ph["start"] * imu.rate)) - imu.first_sample
-                    seg0 = a + int(round(r["start_t"] * imu.rate))
+                    a = max(int(round(ph["start"] * imu.rate)) - imu.first_sample, 0)
+                    block = imu.samples[a:, :6]
+                    # The stance core saw the received samples only (lost ones are not
+                    # filled), and its times count those: index the same way.
+                    block = block[~np.isnan(block).any(axis=1)]
+                    seg0 = int(round(r["start_t"] * imu.rate))
                     seg1 = seg0 + int(round(r["time_achieved"] * imu.rate))
-                    a = max(a, 0)
-                    block = imu.samples[a:max(seg1, a)]
-                    if block.shape[0] < 2 or np.isnan(block).any() or block.shape[1] < 6:
+                    if block.shape[1] < 6 or seg1 > block.shape[0] or seg1 - seg0 < 3:
                         continue
-                    apml = ImuSway(imu.rate).process(block[:, :6])[seg0 - a:, :2]
+                    apml = ImuSway(imu.rate).process(block[:seg1])[seg0:, :2]
                     if apml.shape[0] >= 3:
                         out.sway.setdefault(dev_name, []).append(
                             SwayTrace(r["leg"], ph["start"] + r["start_t"], apml[:, 0].copy(),
@@ -230,13 +232,15 @@ def _timeline_svg(dev: _Node, trace: EmgTrace | None, rates: dict) -> str:
         parts.append(f'<rect class="{cls}" x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 0):.1f}" '
                      f'height="{row * len(names)}"/>')
         label = _PHASE_WORDS.get(p["phase"], p["phase"]) + (f" {p['arg']}" if p["arg"] else "")
+        if x1 - x0 < 6.2 * len(label):  # no room: the band's tooltip still names it
+            label = label.split(" ")[0] if x1 - x0 >= 6.2 * len(label.split(" ")[0]) else ""
         parts.append(f'<text x="{x0 + 3:.1f}" y="{top - 6}">{_e(label)}</text>')
     for t in _ticks(t0, t_end, 12):
         parts.append(f'<line class="grid" x1="{sx(t):.1f}" x2="{sx(t):.1f}" y1="{top}" '
                      f'y2="{top + row * len(names)}"/>')
         parts.append(f'<text x="{sx(t):.1f}" y="{H - 8}" text-anchor="middle">'
                      f"{_fmt_tick(t)}</text>")
-    parts.append(f'<text x="{W - right}" y="{H - 8}" text-anchor="end">s</text>')
+    parts.append(f'<text x="{left - 8}" y="{H - 8}" text-anchor="end">time (s)</text>')
     for g in dev.value.get("gaps") or []:
         rate = rates.get((dev.path[-1], g["stream"]))
         if rate:
@@ -601,7 +605,7 @@ def _stance_section(stances, traces: list[SwayTrace], age: float | None) -> tupl
     for ph, r in stances:
         leg = ph.value.get("arg") or "?"
         if r.value is None:
-            cards.append(f'<div class="card"><h3>{_e(leg)} leg</h3><p class="note">No result: '
+            cards.append(f'<div class="card"><h3>{_e(leg.capitalize())} leg stance</h3><p class="note">No result: '
                          "the trial did not finish (data ended before the countdown or no IMU)."
                          "</p></div>")
             continue

@@ -1,0 +1,246 @@
+"""HTML report: its numbers are the results tree's, it is self-contained, Chromium renders it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+import zlib
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from bridge.balance import prediction_ellipse_area, run_offline
+from bridge.errors import ConfigError
+from bridge.export import Collector
+from bridge.report import ReportTraces, _ellipse_axes, render_report, write_report
+from bridge.results import session_results
+from bridge.runner import virtual_items
+from bridge.session import Session
+from bridge.simulator.device import Faults, Signals
+from bridge.simulator.emg_model import Burst, simulate_emg
+from bridge.simulator.sway_model import simulate_stance
+
+LABELS = ("glute_max_L", "glute_max_R", "hamstring_L", "hamstring_R")
+IMU_RATE = 200.0
+STANCE_AT = 28.0  # s: a single-leg stance (left leg) runs from here to the end
+
+
+def _signals() -> Signals:
+    """Rest, 4 bridge reps (left glute 150 ms late), a 6 s hold the left glute gives up."""
+    bursts = []
+    for k in range(4):
+        t = 3.0 + 4 * k
+        bursts += [Burst(2, t, t + 2, 0.3), Burst(3, t, t + 2, 0.3),
+                   Burst(0, t + 0.15, t + 2, 0.25), Burst(1, t + 0.04, t + 2, 0.45)]
+    bursts += [Burst(2, 19.5, 25.5, 0.3), Burst(3, 19.5, 25.5, 0.3),
+               Burst(0, 19.6, 22.5, 0.25), Burst(1, 19.55, 25.5, 0.45)]
+    emg, _ = simulate_emg(2000, 50, bursts, channels=4, snr_db=18, hum=0.01, seed=11)
+    quiet, _ = simulate_stance(IMU_RATE, STANCE_AT, stance="double", seed=1)
+    stance, _ = simulate_stance(IMU_RATE, 50 - STANCE_AT, leg="left", touchdowns=(17.0,),
+                                relift_after=1e9, seed=2)
+    markers = ((0.0, 1, "rest"), (2.5, 1, "reps:bridge"), (19.3, 1, "hold:6"),
+               (27.0, 1, "rest"))
+    return Signals(emg, 2000.0, LABELS, np.concatenate([quiet, stance]), IMU_RATE,
+                   markers=markers)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    sig = _signals()
+    session, col = Session(), Collector()
+
+    async def run():
+        async for item in virtual_items(sig, speed=0, faults=Faults(drop_rate=0.003, seed=7)):
+            col.add(item)
+            session.handle(item)
+        session.finish()
+
+    asyncio.run(run())
+    results = session_results(session)
+    streams = col.streams()
+    # The single-leg test of the real balance core on the recorded IMU stream, placed in
+    # the tree as session_results places it (a stance phase with the result's to_dict()).
+    imu = next(s for s in streams if s.kind == "imu")
+    a = int(STANCE_AT * imu.rate) - imu.first_sample
+    block = imu.samples[a:]
+    block = block[~np.isnan(block).any(axis=1)]  # the stance core sees received samples only
+    _, res = run_offline(block, imu.rate, duration=15.0, leg="left")
+    assert res is not None and res.sway is not None
+    dev = results["devices"]["sim"]
+    dev["phases"].append({"phase": "stance", "arg": "left", "start": STANCE_AT,
+                          "end": 50.0, "stance": [res.to_dict()]})
+    results = json.loads(json.dumps(results))  # the analyze JSON, as a file would hold it
+    traces = ReportTraces.from_streams(streams, results)
+    path = write_report(tmp_path_factory.mktemp("rep") / "report.html", results, traces,
+                        title="Test client", age=45)
+    return results, traces, path, path.read_text()
+
+
+class _Nums(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.nums, self._cur, self.tags = [], None, []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        a = dict(attrs)
+        if tag == "span" and a.get("class") == "num":
+            self._cur = [json.loads(a["data-path"]), float(a["data-scale"]), ""]
+
+    def handle_data(self, data):
+        if self._cur is not None:
+            self._cur[2] += data
+
+    def handle_endtag(self, tag):
+        if tag == "span" and self._cur is not None:
+            self.nums.append(tuple(self._cur))
+            self._cur = None
+
+
+def _parse(html):
+    p = _Nums()
+    p.feed(html)
+    return p
+
+
+def _at(tree, path):
+    for k in path:
+        tree = tree[k]
+    return tree
+
+
+def test_every_number_is_the_results_number(report):
+    results, _, _, html = report
+    nums = _parse(html).nums
+    assert len(nums) > 150
+    for path, scale, text in nums:
+        value = _at(results, path)
+        digits = len(text.split(".")[1]) if "." in text else 0
+        assert abs(float(text) - value * scale) <= 0.5 * 10 ** -digits + 1e-9, (path, text, value)
+
+
+def test_the_key_numbers_are_all_shown(report):
+    results, _, _, html = report
+    shown = {tuple(p) for p, _, _ in _parse(html).nums}
+    dev = results["devices"]["sim"]
+    base = ("devices", "sim")
+    for i, c in enumerate(dev["contractions"]):
+        for k in ("onset", "offset", "peak", "mean"):
+            assert base + ("contractions", i, k) in shown
+    for i, g in enumerate(dev["gaps"]):
+        assert base + ("gaps", i, "n_samples") in shown
+    assert dev["gaps"], "the fault seed should lose some samples"
+    phases = dev["phases"]
+    reps = next(i for i, p in enumerate(phases) if p["phase"] == "reps")
+    summ = phases[reps]["summary"]
+    for side in ("left", "right"):
+        lat = summ[side]["firing"]["latency"]
+        for m in lat:
+            assert base + ("phases", reps, "summary", side, "firing", "latency", m,
+                           "median") in shown
+        assert base + ("phases", reps, "summary", side, "ratios", 0, "ratio") in shown
+    for j, s in enumerate(summ["symmetry"]):
+        assert base + ("phases", reps, "summary", "symmetry", j, "metrics", "mean", "si") in shown
+    hold = next(i for i, p in enumerate(phases) if p["phase"] == "hold")
+    for m, h in phases[hold]["holds"].items():
+        assert base + ("phases", hold, "holds", m, "holds", 0, "sustained") in shown
+    st = len(phases) - 1
+    for k in ("rms", "ellipse_area_95", "mean_velocity", "jerk_per_s"):
+        assert base + ("phases", st, "stance", 0, "sway", k) in shown
+    assert base + ("phases", st, "stance", 0, "time_achieved") in shown
+
+
+def test_findings_say_what_the_physio_needs(report):
+    results, _, _, html = report
+    lat = results["devices"]["sim"]["phases"][1]["summary"]["left"]["firing"]["latency"]
+    late = -lat["hamstring_L"]["median"] * 1000
+    assert 100 < late < 200  # simulated: the left glute fires 150 ms after the hamstring
+    assert f">{late:.0f}</span>&#8201;ms after hamstring L" in html
+    assert "Left-leg stance" in html and "touchdown at" in html
+
+
+def test_self_contained(report):
+    _, _, _, html = report
+    tags = _parse(html).tags
+    assert not [t for t, _ in tags if t in ("script", "link", "img", "iframe")]
+    assert not [a for _, a in tags if "src" in a or "href" in a]
+    rest = html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "http://" not in rest and "https://" not in rest
+    assert html.count("<svg") >= 6  # timeline, latencies x2, symmetry, holds, sway
+
+
+def test_sway_ellipse_is_the_95_prediction_ellipse(report):
+    _, traces, _, html = report
+    tr = traces.sway["sim"][0]
+    assert tr.leg == "left" and tr.ap.size > 1000
+    _, a, b, _ = _ellipse_axes(tr.ap, tr.ml)
+    assert math.pi * a * b == pytest.approx(prediction_ellipse_area(tr.ap, tr.ml), rel=1e-9)
+    assert '<ellipse class="ellipse"' in html
+
+
+def test_traces_cover_the_session(report):
+    results, traces, _, _ = report
+    emg = traces.emg["sim"]
+    assert emg.labels == LABELS and emg.envelope.shape[1] == 4
+    assert emg.time[0] < 0.1 and emg.time[-1] > 49
+    # the envelope of a channel is high during its contractions and low at rest
+    c = results["devices"]["sim"]["contractions"][0]
+    on = (emg.time > c["onset"] + 0.3) & (emg.time < c["offset"] - 0.3)
+    rest = emg.time < 2.0
+    assert emg.envelope[on, c["channel"]].min() > 3 * emg.envelope[rest, c["channel"]].max()
+
+
+def test_without_traces_and_bad_input():
+    results = {"devices": {"x": {"channels": {"0": "glute_max_L"}, "contractions": [
+        {"channel": 0, "muscle": "glute_max_L", "onset": 1.0, "offset": 2.5, "peak": 0.3,
+         "mean": 0.2, "pct_mvc": 41.0, "truncated": False}], "phases": [], "gaps": []}}}
+    html = render_report(results, title="<b>no traces</b>")
+    assert "&lt;b&gt;no traces" in html and 'class="act"' in html
+    assert "No hold phase" in html and "No single-leg stance" in html
+    nums = {(tuple(p), t) for p, _, t in _parse(html).nums}
+    assert (("devices", "x", "contractions", 0, "pct_mvc"), "41.0") in nums
+    with pytest.raises(ConfigError, match="session_results"):
+        render_report({"nope": 1})
+    with pytest.raises(ConfigError, match="ReportTraces"):
+        render_report(results, traces={"emg": {}})
+
+
+def _png_pixels_vary(path) -> tuple[int, int]:
+    """(width, distinct byte values of the decoded scanlines): 1 colour gives ~2."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            width = struct.unpack(">I", body[:4])[0]
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    return width, len(set(raw[::7]))
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="chromium is not installed (apt-get install chromium)")
+def test_chromium_renders_it(report, tmp_path):
+    _, _, path, _ = report
+    png = tmp_path / "report.png"
+    cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}",
+           "--window-size=1280,2000", path.as_uri()]
+    subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    if os.environ.get("GLUTEBRIDGE_KEEP_SCREENSHOTS"):  # to look at it: set to a folder
+        shutil.copy(png, os.environ["GLUTEBRIDGE_KEEP_SCREENSHOTS"])
+    assert png.exists(), "chromium wrote no screenshot"
+    assert png.stat().st_size > 60_000  # a blank page is a few KB
+    width, distinct = _png_pixels_vary(png)
+    assert width == 1280 and distinct > 50
