@@ -36,8 +36,8 @@ async def _replay_all(path, session: Session, collector: Collector | None,
                       progress: bool, console: Console) -> dict:
     transport = ReplayTransport(path, speed=0)
     size = max(1, Path(path).stat().st_size)
-    conn = Connection(transport, autostart=False, device=transport.reader.meta.get("device")
-                      or Path(path).stem)
+    conn = Connection(transport, autostart=False,
+                      device=transport.reader.meta.get("device") or transport.url)
     await conn.open()
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),

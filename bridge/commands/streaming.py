@@ -62,9 +62,12 @@ async def stream(url: str, *, out: Outputs, record: str | None = None,
     opts = dict(connection_options or {})
     if url.lower().startswith("replay://"):
         opts.setdefault("autostart", False)
+        # Same device label as the live session, so replayed results match it key for key.
+        opts.setdefault("device", transport.reader.meta.get("device") or transport.url)
     writer = None
     if record:
-        writer = RecordingWriter(record, recording_meta(transport, started=time.time()))
+        writer = RecordingWriter(record, recording_meta(
+            transport, started=time.time(), device=opts.get("device") or transport.url))
         transport = RecordingTransport(transport, writer)
     conn = Connection(transport, **opts)
     session = session_for(profile, stance_duration)

@@ -1,0 +1,139 @@
+"""The CLI driven as a user drives it: subprocesses, real files, real errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def glutebridge(*args, timeout=180, cwd=None, env_extra=None):
+    exe = shutil.which("glutebridge")
+    cmd = [exe] if exe else [sys.executable, "-m", "bridge.cli"]
+    env = dict(os.environ, COLUMNS="100", GLUTEBRIDGE_HOME=str(cwd or REPO),
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env.update(env_extra or {})
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd or REPO, env=env)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A demo session recorded through the live path (sim transport, 20x)."""
+    d = tmp_path_factory.mktemp("rec")
+    rec = d / "demo.gbrec"
+    r = glutebridge("demo", "--speed", "20", "--view", "lines", "--record", rec,
+                    "--json", d / "live.json", cwd=d)
+    assert r.returncode == 0, r.stderr
+    return d, rec, r
+
+
+def test_help_explains_every_command():
+    r = glutebridge("--help")
+    assert r.returncode == 0
+    for cmd in ("demo", "stream", "replay", "analyze", "export", "report", "scan", "simulate",
+                "calibrate", "test"):
+        assert cmd in r.stdout
+    r = glutebridge("stream", "--help")
+    assert "--record" in r.stdout and "ble://" in r.stdout
+
+
+def test_demo_as_fast_as_possible_prints_the_findings(tmp_path):
+    r = glutebridge("demo", "--speed", "0", "--view", "lines", "--json", "out.json",
+                    cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = " ".join(r.stdout.split())  # the terminal width may wrap lines anywhere
+    assert "glute_max_L fires" in out and "after hamstring_L" in out
+    assert "Hold ✗ glute_max_L" in out
+    assert "right leg: 30.0 s of 30 s — goal met" in out
+    assert "left leg: 14.0 s of 30 s, touchdown" in out
+    results = json.loads((tmp_path / "out.json").read_text())
+    assert results["devices"]["sim"]["contractions"]
+
+
+def test_live_recording_replays_to_the_same_results(recorded):
+    d, rec, live = recorded
+    assert rec.stat().st_size > 1_000_000
+    r = glutebridge("analyze", rec, "--format", "json", "--no-progress", cwd=d)
+    assert r.returncode == 0, r.stderr
+    replayed = json.loads(r.stdout)
+    live_results = json.loads((d / "live.json").read_text())
+    for dev in live_results["devices"]:
+        assert replayed["devices"][dev]["contractions"] == live_results["devices"][dev][
+            "contractions"]
+        assert replayed["devices"][dev]["phases"] == live_results["devices"][dev]["phases"]
+
+
+def test_replay_command_and_csv_output(recorded):
+    d, rec, _ = recorded
+    r = glutebridge("replay", rec, "--speed", "0", "--view", "lines", cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert "Single-leg stance, left leg: 14.0 s" in " ".join(r.stdout.split())
+    r = glutebridge("analyze", rec, "--format", "csv", "--no-progress", cwd=d)
+    rows = r.stdout.strip().splitlines()
+    assert rows[0].startswith("device,channel,muscle,onset_s")
+    assert len(rows) > 30
+
+
+def test_replay_streams_jsonl_for_scripts(recorded):
+    d, rec, _ = recorded
+    r = glutebridge("replay", rec, "--speed", "0", "--format", "jsonl", cwd=d)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    types = {e["type"] for e in events}
+    assert {"onset", "offset"} <= types
+
+
+@pytest.mark.parametrize("fmt,name", [("csv", "csvdir"), ("edf", "s.edf"), ("c3d", "s.c3d")])
+def test_export_command(recorded, fmt, name):
+    d, rec, _ = recorded
+    r = glutebridge("export", rec, "--to", fmt, "-o", d / name, cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert (d / name).exists()
+
+
+def test_analyze_a_csv_file(tmp_path):
+    import numpy as np
+
+    from bridge.simulator.emg_model import Burst, simulate_emg
+
+    x, _ = simulate_emg(1000, 12, [Burst(0, 2, 4, 0.3), Burst(1, 2.1, 4, 0.3),
+                                   Burst(0, 7, 9, 0.3), Burst(1, 7.2, 9, 0.3)],
+                        channels=2, snr_db=15, seed=2)
+    t = np.arange(len(x)) / 1000
+    p = tmp_path / "emg.csv"
+    np.savetxt(p, np.column_stack([t, x]), delimiter=",", header="time,glute_max_L,glute_max_R",
+               comments="", fmt="%.6f")
+    r = glutebridge("analyze", p, "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    cs = res["devices"]["emg"]["contractions"]
+    assert sorted(c["muscle"] for c in cs) == ["glute_max_L"] * 2 + ["glute_max_R"] * 2
+    r = glutebridge("analyze", p, "--format", "table", cwd=tmp_path)
+    assert "glute_max_L" in r.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["stream", "bogus"], "not a source URL"),
+    (["stream", "foo://x"], "unknown scheme"),
+    (["stream", "serial:///dev/nonexistent-port-xyz"], "/dev/nonexistent-port-xyz"),
+    (["analyze", "missing.gbrec"], "no such file"),
+    (["replay", "notes.txt"], "not a glutebridge recording"),
+    (["stream", "sim://no-such-scenario"], "unknown scenario"),
+    (["analyze", "notes.txt", "--rate", "1000"], "notes.txt"),
+])
+def test_bad_input_gives_one_clear_line(tmp_path, args, message):
+    (tmp_path / "notes.txt").write_text("hello\n")
+    r = glutebridge(*args, cwd=tmp_path, timeout=60)
+    assert r.returncode != 0
+    err = r.stderr.strip().splitlines()
+    assert err and err[-1].startswith("glutebridge: error:"), r.stderr
+    assert message in err[-1]
+    assert "Traceback" not in r.stderr
