@@ -488,11 +488,16 @@ class ContractionDetector:
     def calibrate_mvc(self, block) -> np.ndarray:
         """Use ``block`` (n, channels), a maximal voluntary contraction, as 100 %.
 
-        MVC = peak of the envelope per channel (fresh filter copy).  After
-        this every contraction carries ``pct_mvc``.  Returns the MVC values.
+        MVC = the highest 0.5 s moving average of the envelope per channel
+        (fresh filter copy): the peak of a single envelope sample would ride
+        on its ripple and bias every %MVC low.  After this every contraction
+        carries ``pct_mvc`` (its mean envelope / MVC x 100; a contraction as
+        strong as the MVC trial scores about 100).  Returns the MVC values.
         """
         env = self._calibration_envelope(block, "MVC block")
-        mvc = env.max(axis=0)
+        w = min(len(env), max(1, int(round(0.5 * self.rate))))
+        c = np.cumsum(np.vstack([np.zeros((1, self.channels)), env]), axis=0)
+        mvc = ((c[w:] - c[:-w]) / w).max(axis=0)
         if np.any(mvc <= 0):
             bad = [int(i) for i in np.flatnonzero(mvc <= 0)]
             raise SignalError(f"MVC block is flat on channel(s) {bad}; no contraction to scale to")

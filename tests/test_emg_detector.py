@@ -1,0 +1,386 @@
+"""Contraction detector: reference state machine, chunk invariance, truth."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge.emg import (
+    Contraction,
+    ContractionDetector,
+    EmgFilter,
+    Offset,
+    Onset,
+    detect_contractions,
+)
+from bridge.errors import ConfigError, SignalError
+from bridge.simulator.emg_model import Burst, simulate_emg
+
+RATE = 2000.0
+
+
+# --------------------------------------------------------------------------
+# A slow, per-sample Python reference of the documented detector semantics.
+# --------------------------------------------------------------------------
+def reference_events(env, det: ContractionDetector, rest=None):
+    p = det.params
+    r = det.rate
+    k_on, k_off, k_ref = p["k_on"], p["k_off"], p["k_refine"]
+    min_on = max(1, int(round(p["min_on"] * r)))
+    min_len = max(1, int(round(p["min_length"] * r)))
+    min_gap = int(round(p["min_gap"] * r))
+    win = max(1, int(round(p["baseline_window"] * r)))
+    hist_cap = int(round(p["baseline_history"] / (win / r)))
+    quiet, off_frac, min_ratio = 0.25, 0.4, 0.0
+    comp = det.envelope_delay
+    n, nc = env.shape
+    auto = rest is None
+    ch = []
+    for c in range(nc):
+        s = dict(state=0, base=False, last_low=-1, last_off=0, onset=0, raw=0, cand=0,
+                 above=0, pre_sum=0.0, pre_peak=0.0, acc=0.0, accp=0.0, snap=0.0, snapp=0.0,
+                 ws=0.0, wq=0.0, hm=[0.0] * hist_cap, hv=[0.0] * hist_cap)
+        ch.append(s)
+
+    def set_base(s, m, sd):
+        sd = max(sd, 0.02 * m)
+        s.update(base=True, on=max(m + k_on * sd, min_ratio * m), off=m + k_off * sd,
+                 ref=m + k_ref * sd)
+
+    if not auto:
+        for c in range(nc):
+            set_base(ch[c], rest[0][c], rest[1][c])
+    win_n = hist_pos = hist_len = 0
+    events = []
+    for t in range(n):
+        for c in range(nc):
+            s = ch[c]
+            e = env[t, c]
+            if auto:
+                s["ws"] += e
+                s["wq"] += e * e
+            if not s["base"]:
+                s["last_low"] = t
+                continue
+            if e <= s["ref"]:
+                s.update(last_low=t, pre_sum=0.0, pre_peak=0.0)
+            else:
+                s["pre_sum"] += e
+                s["pre_peak"] = max(s["pre_peak"], e)
+            st_ = s["state"]
+            if st_ == 0 and e > s["on"]:
+                st_ = 1
+                s["above"] = 0
+                s["raw"] = max(s["last_low"] + 1, s["last_off"])
+                s["onset"] = max(s["raw"] - comp, s["last_off"], 0)
+            if st_ == 1:
+                if e > s["on"]:
+                    s["above"] += 1
+                elif e < s["off"]:
+                    st_ = 0
+                if st_ == 1 and s["above"] >= min_on and t - s["raw"] + 1 >= min_len:
+                    st_ = 2
+                    s["acc"], s["accp"] = s["pre_sum"], s["pre_peak"]
+                    events.append((1, c, s["onset"], t))
+            elif st_ == 2:
+                thr = max(off_frac * s["acc"] / (t - s["raw"]), s["off"])
+                if e < thr:
+                    st_ = 3
+                    s.update(cand=t, snap=s["acc"], snapp=s["accp"])
+                s["acc"] += e
+                s["accp"] = max(s["accp"], e)
+            elif st_ == 3:
+                s["acc"] += e
+                s["accp"] = max(s["accp"], e)
+                if e > s["on"]:
+                    st_ = 2
+                elif t - s["cand"] >= min_gap:
+                    thr = max(off_frac * s["snap"] / (s["cand"] - s["raw"]), s["off"])
+                    if e <= thr:
+                        st_ = 0
+                        s["last_off"] = s["cand"]
+                        events.append((2, c, s["cand"], t, s["onset"], s["snapp"],
+                                       s["snap"] / (s["cand"] - s["raw"])))
+                    else:
+                        st_ = 2
+            s["state"] = st_
+        if auto:
+            win_n += 1
+            if win_n == win:
+                win_n = 0
+                for c in range(nc):
+                    s = ch[c]
+                    m = s["ws"] / win
+                    s["hm"][hist_pos] = m
+                    s["hv"][hist_pos] = max(s["wq"] / win - m * m, 0.0)
+                    s["ws"] = s["wq"] = 0.0
+                hist_pos = (hist_pos + 1) % hist_cap
+                hist_len = min(hist_len + 1, hist_cap)
+                nq = min(max(1, int(quiet * hist_len + 0.999999)), hist_len)
+                for c in range(nc):
+                    s = ch[c]
+                    order = sorted(range(hist_len), key=lambda k: s["hm"][k])[:nq]
+                    sm = sv = 0.0
+                    for k in order:
+                        sm += s["hm"][k]
+                        sv += s["hv"][k]
+                    set_base(s, sm / nq, math.sqrt(sv / nq) if sv > 0 else 0.0)
+    return events
+
+
+def sim(seed, channels=2, duration=12.0, snr=12.0, **kw):
+    rng = np.random.default_rng(seed)
+    bursts = []
+    for c in range(channels):
+        t = 2.0 + rng.uniform(0, 0.5)
+        while t + 2.5 < duration:
+            d = rng.uniform(0.6, 2.0)
+            bursts.append(Burst(c, t, t + d, rng.uniform(0.2, 0.5), rise=rng.uniform(0.02, 0.15),
+                                fall=0.05))
+            t += d + rng.uniform(1.5, 3.0)
+    return simulate_emg(RATE, duration, bursts, channels, snr_db=snr, seed=seed, **kw)
+
+
+def as_tuples(events):
+    out = []
+    for e in events:
+        if isinstance(e, Onset):
+            out.append((1, e.channel, e.sample, e.emitted_sample))
+        else:
+            c = e.contraction
+            out.append((2, e.channel, e.sample, e.emitted_sample, c.onset_sample, c.peak, c.mean))
+    return out
+
+
+def assert_same_events(got, ref):
+    assert len(got) == len(ref)
+    for g, r in zip(got, ref):
+        assert g[:5] == r[:5]
+        if g[0] == 2:
+            assert g[5] == pytest.approx(r[5], rel=1e-9)
+            assert g[6] == pytest.approx(r[6], rel=1e-9)
+
+
+@pytest.mark.parametrize("seed,calibrated", [(1, False), (2, False), (3, True)])
+def test_matches_reference_state_machine(seed, calibrated):
+    x, _ = sim(seed, channels=3, duration=10.0, hum=0.01, ecg=0.05)
+    det = ContractionDetector(3, RATE)
+    rest = None
+    if calibrated:
+        rest = det.calibrate_rest(x[:int(1.5 * RATE)])
+    env = EmgFilter(3, RATE).process(x)
+    ref = reference_events(env, det, rest)
+    got = as_tuples(det.process(x))
+    assert any(r[0] == 1 for r in ref) and any(r[0] == 2 for r in ref)
+    # events of one call come sorted by (emitted sample, channel)
+    ref.sort(key=lambda r: (r[3], r[1]))
+    assert_same_events(got, ref)
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_chunk_invariance(seed):
+    x, _ = sim(seed % 7, channels=4, duration=8.0)
+    one = as_tuples(ContractionDetector(4, RATE).process(x))
+    assert len(one) >= 4
+    rng = np.random.default_rng(seed)
+    det = ContractionDetector(4, RATE)
+    got, pos = [], 0
+    while pos < len(x):
+        k = int(rng.choice([0, 1, 3, 32, 64, 65, rng.integers(0, 700)]))
+        got += as_tuples(det.process(x[pos:pos + k]))
+        pos += k
+    assert got == one
+
+
+def test_detect_contractions_runs_the_streaming_detector():
+    x, _ = sim(5, channels=2, duration=10.0)
+    det = ContractionDetector(2, RATE)
+    events = []
+    for a in range(0, len(x), 32):
+        events += det.process(x[a:a + 32])
+    events += det.finish()
+    stream = sorted((e.contraction for e in events if isinstance(e, Offset)),
+                    key=lambda c: (c.onset_sample, c.channel))
+    for block in (1, 256, 10_000):
+        assert detect_contractions(x, RATE, block=block) == stream
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_against_simulator_truth(seed):
+    rng = np.random.default_rng(seed)
+    x, truth = sim(seed, channels=2, duration=20.0, snr=float(rng.uniform(6, 20)),
+                   hum=0.02, ecg=0.05, wander=0.2)
+    found = detect_contractions(x, RATE)
+    errors = []
+    for ch, on, off, _ in truth:
+        mine = [c for c in found if c.channel == ch and on - 0.3 <= c.onset < off]
+        assert len(mine) == 1, (ch, on, off, mine)
+        errors.append(mine[0].onset - on)
+        assert mine[0].offset == pytest.approx(off, abs=0.2)
+    assert np.median(np.abs(errors)) < 0.03
+    assert np.max(np.abs(errors)) < 0.1
+    spurious = [c for c in found
+                if not any(ch == c.channel and on - 0.3 <= c.onset < off for ch, on, off, _ in truth)]
+    assert spurious == []
+
+
+def test_rest_gives_nothing():
+    x, _ = simulate_emg(RATE, 30.0, [], 4, noise_rms=0.01, hum=0.05, ecg=0.02, wander=0.3, seed=9)
+    assert detect_contractions(x, RATE) == []
+
+
+def test_event_fields_and_latency():
+    x, truth = simulate_emg(RATE, 8.0, [Burst(0, 3.0, 5.0, 0.4, rise=0.05)], 1, snr_db=15, seed=2)
+    det = ContractionDetector(1, RATE)
+    events = det.process(x)
+    on = [e for e in events if isinstance(e, Onset)]
+    off = [e for e in events if isinstance(e, Offset)]
+    assert len(on) == 1 and len(off) == 1
+    o = on[0]
+    assert o.time == o.sample / RATE and abs(o.time - 3.0) < 0.03
+    # confirmed only after min_length, reported at the refined onset
+    assert o.latency == (o.emitted_sample - o.sample) / RATE
+    assert o.latency >= det.params["min_length"] - 1 / RATE
+    c = off[0].contraction
+    assert isinstance(c, Contraction) and c.pct_mvc is None and not c.truncated
+    assert c.onset == o.time and c.offset == off[0].time
+    assert c.duration == pytest.approx(2.0, abs=0.15)
+    assert 0 < c.mean < c.peak
+    assert c.mean == pytest.approx(0.4 * 0.8, rel=0.3)     # |x| of noise ~ 0.8 RMS
+    assert off[0].latency >= det.params["min_gap"] - 1 / RATE
+    with pytest.raises(AttributeError):
+        o.sample = 3                                          # frozen
+
+
+def test_open_contraction_closed_at_end():
+    x, _ = simulate_emg(RATE, 6.0, [Burst(0, 3.0, 7.0, 0.4)], 1, snr_db=15, seed=3)
+    found = detect_contractions(x, RATE)
+    assert len(found) == 1 and found[0].truncated
+    assert found[0].offset == pytest.approx(6.0)
+    det = ContractionDetector(1, RATE)
+    assert not any(isinstance(e, Offset) for e in det.process(x))
+    (off,) = det.finish()
+    assert off.contraction.truncated and off.sample == len(x)
+    assert det.finish() == []
+
+
+def test_calibrate_rest_and_mvc():
+    bursts = [Burst(0, 2.0, 3.0, 0.2), Burst(0, 5.0, 6.0, 0.4), Burst(1, 2.0, 3.0, 0.3)]
+    x, _ = simulate_emg(RATE, 8.0, bursts, 2, noise_rms=0.01, seed=4)
+    mvc_x, _ = simulate_emg(RATE, 3.0, [Burst(0, 0.5, 2.5, 0.8), Burst(1, 0.5, 2.5, 0.6)], 2,
+                            noise_rms=0.01, seed=5)
+    rest_x, _ = simulate_emg(RATE, 2.0, [], 2, noise_rms=0.01, seed=6)
+    det = ContractionDetector(2, RATE)
+    mu, sd = det.calibrate_rest(rest_x)
+    assert mu.shape == (2,) and np.all(mu > 0) and np.all(sd > 0)
+    assert [b[0] for b in det.baseline()] == pytest.approx(list(mu))
+    mvc = det.calibrate_mvc(mvc_x)
+    assert mvc[0] == pytest.approx(0.8 * 0.8, rel=0.2)        # mean |x| of the plateau
+    events = det.process(x)
+    cs = [e.contraction for e in events if isinstance(e, Offset)]
+    assert len(cs) == 3
+    for c in cs:
+        assert c.pct_mvc == pytest.approx(100 * c.mean / mvc[c.channel])
+        assert c.peak_pct_mvc == pytest.approx(100 * c.peak / mvc[c.channel])
+    ch0 = sorted((c for c in cs if c.channel == 0), key=lambda c: c.onset)
+    assert ch0[1].pct_mvc > 1.6 * ch0[0].pct_mvc          # twice the level
+    # calibrated from the start: no warm-up window, a burst at 0.2 s is caught
+    y, _ = simulate_emg(RATE, 2.0, [Burst(0, 0.2, 1.0, 0.3)], 2, noise_rms=0.01, seed=7)
+    det.reset()
+    assert len(det.process(y)) == 2                       # onset + offset, calibration kept
+    det.clear_rest()
+    det.reset()
+    assert math.isnan(det.baseline()[0][0])
+    with pytest.raises(SignalError):
+        det.calibrate_mvc(np.zeros((4000, 2)))
+    with pytest.raises(SignalError, match="too short"):
+        det.calibrate_rest(rest_x[:50])
+
+
+def test_flat_and_constant_input():
+    det = ContractionDetector(2, RATE)
+    assert det.process(np.zeros((6000, 2))) == []
+    # a DC offset only (raw ADC counts): the pre-filter primes on the first
+    # sample, so no step transient is mistaken for a burst
+    assert ContractionDetector(2, RATE).process(np.full((6000, 2), 2034.0)) == []
+
+
+def test_nonfinite_raise_keeps_state():
+    x, _ = sim(8, channels=2, duration=8.0)
+    ref = as_tuples(ContractionDetector(2, RATE).process(x))
+    det = ContractionDetector(2, RATE)
+    got = as_tuples(det.process(x[:5000]))
+    bad = x[5000:5100].copy()
+    bad[10, 1] = np.nan
+    with pytest.raises(SignalError, match="row 10, channel 1"):
+        det.process(bad)
+    assert det.nonfinite == 1 and det.sample_count == 5000
+    got += as_tuples(det.process(x[5000:]))
+    assert got == ref
+
+
+def test_nonfinite_hold_bridges_gaps():
+    x, truth = sim(8, channels=2, duration=8.0)
+    y = x.copy()
+    y[3000:3040] = np.nan
+    y[7000, 0] = np.inf
+    det = ContractionDetector(2, RATE, nonfinite="hold")
+    events = det.process(y)
+    assert det.nonfinite == 81 and det.sample_count == len(y)
+    assert len(events) >= 2
+    clean = ContractionDetector(2, RATE).process(x)
+    assert len(events) == len(clean)                       # a 20 ms gap changes nothing big
+    # state stays finite: later data still detected
+    base = det.baseline()
+    assert all(np.isfinite(b[0]) for b in base)
+
+
+def test_input_conversion_and_errors():
+    x, _ = sim(9, channels=2, duration=6.0)
+    ref = as_tuples(ContractionDetector(2, RATE).process(x))
+    assert as_tuples(ContractionDetector(2, RATE).process(np.asfortranarray(x))) == ref
+    assert as_tuples(ContractionDetector(2, RATE).process(x.astype(np.float32).astype(np.float64))) \
+        == as_tuples(ContractionDetector(2, RATE).process(x.astype(np.float32)))
+    counts = np.round(x * 1000).astype(np.int16)
+    assert len(ContractionDetector(2, RATE).process(counts)) == len(ref)
+    det = ContractionDetector(2, RATE)
+    assert det.process(np.zeros((0, 2))) == []
+    with pytest.raises(ConfigError, match="channels"):
+        det.process(np.zeros((10, 3)))
+    with pytest.raises(ConfigError, match="2-D"):
+        det.process(np.zeros(10))
+    with pytest.raises(ConfigError, match="numeric"):
+        det.process(np.array([["a", "b"]]))
+    # 1-D accepted for a single channel
+    assert ContractionDetector(1, RATE).process(np.zeros(100)) == []
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(rate=0.0), dict(rate=-1.0), dict(rate=float("inf")), dict(k_on=1.0, k_off=2.0),
+    dict(k_refine=3.0), dict(nonfinite="ignore"), dict(min_gap=-1.0), dict(min_on=0.0),
+    dict(baseline_quiet=0.0), dict(baseline_window=-1.0), dict(k_on=float("nan")),
+])
+def test_bad_config(kwargs):
+    args = dict(rate=RATE)
+    args.update(kwargs)
+    with pytest.raises(ConfigError):
+        ContractionDetector(2, args.pop("rate"), **args)
+
+
+def test_detect_contractions_inputs():
+    x, _ = simulate_emg(RATE, 6.0, [Burst(0, 2.0, 4.0, 0.4)], 1, snr_db=15, seed=1)
+    a = detect_contractions(x[:, 0], RATE)
+    assert a == detect_contractions(x, RATE) and len(a) == 1
+    assert detect_contractions(np.zeros((0, 3)), RATE) == []
+    with pytest.raises(ConfigError):
+        detect_contractions(np.zeros((2, 2, 2)), RATE)
+    with pytest.raises(ConfigError):
+        detect_contractions(x, 0)
+    with pytest.raises(SignalError):
+        detect_contractions(np.full(100, np.nan), RATE)
+    rest, _ = simulate_emg(RATE, 1.0, [], 1, snr_db=None, noise_rms=0.01, seed=2)
+    b = detect_contractions(x, RATE, rest=rest[:, 0], mvc=x[4000:8000, 0])
+    assert len(b) == 1 and b[0].pct_mvc is not None

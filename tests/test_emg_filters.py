@@ -1,0 +1,173 @@
+"""EMG filter chain: scipy equivalence, chunk invariance, references."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import signal
+
+from bridge.emg import EmgFilter, SosFilter, design_chain
+from bridge.errors import ConfigError, SignalError
+
+RATE = 2000.0
+
+
+def random_sos(rng, n):
+    """Stable random biquads (poles inside the unit circle)."""
+    sos = np.zeros((n, 6))
+    for k in range(n):
+        r, th = rng.uniform(0.3, 0.97), rng.uniform(0.05, 3.0)
+        sos[k, :3] = rng.standard_normal(3)
+        sos[k, 3:] = [1.0, -2 * r * np.cos(th), r * r]
+    return sos
+
+
+def splits(n, rng, max_len=50):
+    """Random block lengths summing to n, with 0- and 1-sample blocks."""
+    out, pos = [], 0
+    while pos < n:
+        k = int(rng.choice([0, 1, 1, 2, 7, rng.integers(0, max_len)]))
+        k = min(k, n - pos)
+        out.append(k)
+        pos += k
+    return out
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4, 8, 12])
+def test_sosfilter_matches_scipy(channels):
+    rng = np.random.default_rng(channels)
+    sos = random_sos(rng, 5)
+    x = rng.standard_normal((3000, channels))
+    f = SosFilter(sos, channels)
+    y = np.vstack([f.process(x[a:a + 700]) for a in range(0, 3000, 700)])
+    ref = signal.sosfilt(sos, x, axis=0)
+    assert np.max(np.abs(y - ref)) <= 1e-10 * max(1.0, np.max(np.abs(ref)))
+
+
+def test_sosfilter_primed_matches_scipy_zi():
+    rng = np.random.default_rng(1)
+    sos = design_chain(RATE)
+    x = 2000 + rng.standard_normal((2000, 8))        # big DC offset, like raw ADC counts
+    y = SosFilter(sos, 8, prime=True).process(x)
+    zi = signal.sosfilt_zi(sos)[:, :, None] * x[0][None, None, :]
+    ref, _ = signal.sosfilt(sos, x, axis=0, zi=zi)
+    assert np.max(np.abs(y - ref)) <= 1e-10 * np.max(np.abs(x))
+    # priming removes the step transient a zero state would give
+    assert np.max(np.abs(y[:200])) < 10 * np.std(y[1000:])
+
+
+def reference_chain(x, f: EmgFilter):
+    """Slow numpy/scipy version of EmgFilter (same coefficients)."""
+    zi = signal.sosfilt_zi(f.sos)[:, :, None] * x[0][None, None, :]
+    y, _ = signal.sosfilt(f.sos, x, axis=0, zi=zi)
+    if f.tkeo:
+        p = np.vstack([np.zeros((2, x.shape[1])), y])
+        r = np.abs(p[1:-1] ** 2 - p[2:] * p[:-2])    # psi[n-1] reported at n
+    else:
+        r = np.abs(y)
+    if f.envelope == "lowpass":
+        env = signal.sosfilt(f.envelope_sos, r, axis=0)
+    elif f.envelope == "rms":
+        w = f.rms_samples
+        c = np.cumsum(np.vstack([np.zeros((w, x.shape[1])), r * r]), axis=0)
+        env = np.sqrt(np.maximum(c[w:] - c[:-w], 0) / w)
+    else:
+        env = r
+    return y, env
+
+
+@pytest.mark.parametrize("envelope,tkeo,channels", [
+    ("lowpass", False, 8), ("lowpass", False, 3), ("rms", False, 8),
+    ("lowpass", True, 4), ("none", False, 2), ("rms", True, 1),
+])
+def test_chain_matches_reference(envelope, tkeo, channels):
+    rng = np.random.default_rng(7)
+    x = 0.05 * rng.standard_normal((6000, channels)) + 0.3
+    x[2000:3500] *= 8
+    f = EmgFilter(channels, RATE, envelope=envelope, tkeo=tkeo)
+    y, env = f.process(x, filtered=True)
+    ry, renv = reference_chain(x, f)
+    assert np.max(np.abs(y - ry)) <= 1e-10
+    assert np.max(np.abs(env - renv)) <= 1e-10 * max(1.0, np.max(renv))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1),
+       mode=st.sampled_from([("lowpass", False, 8), ("rms", False, 3), ("lowpass", True, 4),
+                             ("lowpass", False, 5)]))
+def test_chain_chunk_invariance(seed, mode):
+    envelope, tkeo, channels = mode
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1500, channels))
+    one = EmgFilter(channels, RATE, envelope=envelope, tkeo=tkeo).process(x)
+    f = EmgFilter(channels, RATE, envelope=envelope, tkeo=tkeo)
+    parts, pos = [], 0
+    for k in splits(len(x), rng):
+        parts.append(f.process(x[pos:pos + k]))
+        pos += k
+    assert np.array_equal(np.vstack(parts), one)      # bit-identical
+
+
+def test_vector_and_scalar_paths_agree():
+    """8 channels take the 4-wide vector kernel, 1 channel the scalar one."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3000, 8))
+    many = EmgFilter(8, RATE).process(x)
+    for c in (0, 5):
+        single = EmgFilter(1, RATE).process(x[:, c:c + 1])
+        assert np.array_equal(many[:, c:c + 1], single)
+
+
+def test_reset_restarts():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((500, 2))
+    f = EmgFilter(2, RATE)
+    a = f.process(x)
+    f.process(rng.standard_normal((300, 2)))
+    f.reset()
+    assert np.array_equal(f.process(x), a)
+
+
+def test_design_chain_clamps_and_notches():
+    sos = design_chain(500.0)            # 450 Hz > Nyquist: clamped to 237.5 Hz
+    w, h = signal.sosfreqz(sos, worN=4096, fs=500.0)
+    assert abs(h[np.argmin(np.abs(w - 50))]) < 0.05       # notch
+    assert abs(h[np.argmin(np.abs(w - 80))]) > 0.7        # pass band
+    assert len(design_chain(2000.0, notch=None)) == 4     # 4th-order band-pass only
+    assert len(design_chain(2000.0, notch=60.0, notch_harmonics=3)) == 7
+    w, h = signal.sosfreqz(design_chain(2000.0, notch=60.0), worN=8192, fs=2000.0)
+    for f0 in (60, 120, 180):
+        assert abs(h[np.argmin(np.abs(w - f0))]) < 0.1
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(rate=0), dict(rate=-5), dict(rate=float("nan")),
+    dict(band=(500, 100)), dict(band="x"), dict(envelope="median"),
+    dict(envelope_cutoff=5000), dict(channels=0), dict(channels=2.5),
+])
+def test_filter_bad_config(kwargs):
+    args = dict(channels=2, rate=RATE)
+    args.update(kwargs)
+    with pytest.raises(ConfigError):
+        EmgFilter(args.pop("channels"), args.pop("rate"), **args)
+
+
+def test_filter_bad_blocks():
+    f = EmgFilter(2, RATE)
+    with pytest.raises(ConfigError, match="channels"):
+        f.process(np.zeros((10, 3)))
+    with pytest.raises(ConfigError, match="2-D"):
+        f.process(np.zeros((2, 10, 2)))
+    with pytest.raises(ConfigError, match="numeric"):
+        f.process(np.array([["a", "b"]]))
+    x = np.ones((10, 2))
+    x[3, 1] = np.nan
+    with pytest.raises(SignalError):
+        f.process(x)
+    assert f.process(np.zeros((0, 2))).shape == (0, 2)
+    # int and non-contiguous input are converted
+    xi = (np.arange(40).reshape(20, 2) * 3).astype(np.int16)
+    assert np.array_equal(EmgFilter(2, RATE).process(xi), EmgFilter(2, RATE).process(xi.astype(float)))
+    big = np.random.default_rng(0).standard_normal((50, 4))
+    assert np.array_equal(EmgFilter(2, RATE).process(big[:, ::2]),
+                          EmgFilter(2, RATE).process(np.ascontiguousarray(big[:, ::2])))

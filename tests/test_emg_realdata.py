@@ -1,0 +1,62 @@
+"""Real recordings: small attributed excerpts in tests/data, plus the full
+shared data set when it is present (skipped cleanly otherwise)."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bridge.emg import detect_contractions
+
+DATA = Path(__file__).resolve().parent / "data"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_data() -> Path | None:
+    for p in (os.environ.get("GLUTEBRIDGE_SHARED_DATA"), REPO.parent / "shared" / "data"):
+        if p and (Path(p) / "emg").is_dir():
+            return Path(p)
+    return None
+
+
+def knee_reps(fx, rate):
+    """Flexion phases: the knee angle more than 30 % of its range from rest
+    (rest = the first second's angle in this excerpt)."""
+    rest = np.median(fx[:int(rate)])
+    far = np.abs(fx - rest) > 0.3 * np.ptp(fx)
+    edges = np.flatnonzero(np.diff(far.astype(int)))
+    return list(zip(edges[0::2] / rate, edges[1::2] / rate))
+
+
+def test_uci_excerpt_one_contraction_per_rep():
+    a = np.loadtxt(DATA / "emg_uci_4Npie_BF_FX_0-10s.txt")
+    rate = 1000.0
+    reps = knee_reps(a[:, 1], rate)
+    assert len(reps) == 3
+    found = detect_contractions(a[:, 0], rate)
+    assert len(found) == 3
+    for (start, end), c in zip(reps, found):
+        # EMG leads the knee movement and fades as the leg comes back
+        assert start - 1.0 < c.onset < start + 0.3
+        assert c.offset > start and c.offset < end + 1.0
+
+
+def test_biosppy_excerpt_burst_near_1_5_s():
+    x = np.loadtxt(DATA / "emg_biosppy_emg_1_0-4s.txt")       # 12-bit ADC counts
+    found = detect_contractions(x, 1000.0)
+    assert len(found) == 1
+    assert 1.3 < found[0].onset < 1.6 and found[0].offset < 2.5
+    assert found[0].mean > 5 * np.std(x[200:1000])
+
+
+@pytest.mark.skipif(shared_data() is None, reason="shared data set not available")
+def test_biosppy_full_recording_finds_the_three_bursts():
+    x = np.loadtxt(shared_data() / "emg" / "biosppy" / "emg_1.txt")
+    found = detect_contractions(x, 1000.0)
+    for lo, hi in ((1.0, 2.0), (15.0, 17.0), (25.0, 27.0)):
+        assert any(lo <= c.onset <= hi for c in found), (lo, hi)
+    # every strong contraction is one of the three documented bursts
+    strong = [c for c in found if c.mean > 0.5 * max(c.mean for c in found)]
+    assert all(any(lo - 0.5 <= c.onset <= hi for lo, hi in ((1.0, 2.0), (15.0, 17.0), (25.0, 27.0)))
+               for c in strong)
