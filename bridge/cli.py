@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="demo, bridge-reps, holds, clamshells, late-glute or single-leg")
     d.add_argument("--record", metavar="FILE", help="also record the session's raw bytes")
     _add_fault_options(d, drop=0.002, bits=1e-6)
-    _add_output_options(d)
+    _add_output_options(d, report_default="glutebridge-demo.html")
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("stream", help="stream a wearable live (BLE, serial, TCP, sim)",

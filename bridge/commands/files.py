@@ -185,13 +185,13 @@ def export(path, fmt: str, out, *, rate=None, columns=None, console=None) -> lis
 
 def report(path, out, *, rate=None, columns=None, console=None) -> Path:
     """Self-contained HTML report of a recording or CSV file."""
-    from bridge.report import write_report
+    from bridge.report import ReportTraces, write_report
 
     collector = Collector()
-    results, session = analyze(path, rate=rate, columns=columns, console=console,
-                               collector=collector)
-    write_report(out, results, collector=collector, session=session, title=Path(path).stem)
-    return Path(out)
+    results, _ = analyze(path, rate=rate, columns=columns, console=console,
+                         collector=collector)
+    traces = ReportTraces.from_streams(collector.streams(), results)
+    return write_report(out, results, traces, title=f"glutebridge — {Path(path).name}")
 
 
 def check_readable(path) -> None:

@@ -96,9 +96,9 @@ async def run_session(items, session: Session, out: Outputs, *, stats=None,
         Path(out.json_path).write_text(json.dumps(results, indent=1, default=str))
         _note(console, view, f"results written to {out.json_path}")
     if out.report_path:
-        from bridge.report import write_report
-        write_report(out.report_path, results, collector=collector, session=session,
-                     title=out.title)
+        from bridge.report import ReportTraces, write_report
+        traces = ReportTraces.from_streams(collector.streams(), results) if collector else None
+        write_report(out.report_path, results, traces, title=out.title)
         _note(console, view, f"report written to {out.report_path}")
     return results
 
