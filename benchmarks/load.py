@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bridge.simulator.device import Signals, VirtualWearable  # noqa: E402
-from bridge.sources import Connection, open_many  # noqa: E402
+from bridge.sources import Connection, make_transport  # noqa: E402
 from bridge.sources.sim import SimTransport  # noqa: E402
 from bridge.stream import SampleChunk  # noqa: E402
 
@@ -148,8 +148,7 @@ async def run_tcp(n: int, seconds: float, detect: bool) -> dict:
                              stdout=subprocess.PIPE, text=True)
     try:
         urls = json.loads(child.stdout.readline())
-        conns = {f"dev{i}": Connection(__import__("bridge.sources", fromlist=["make_transport"])
-                                       .make_transport(u), device=f"dev{i}", reconnect=False)
+        conns = {f"dev{i}": Connection(make_transport(u), device=f"dev{i}", reconnect=False)
                  for i, u in enumerate(urls)}
         await asyncio.gather(*(c.open() for c in conns.values()))
         try:

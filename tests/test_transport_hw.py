@@ -3,7 +3,6 @@
 Needs the options from ``tests/conftest_hw.py`` (--ble-address / --serial-port).
 """
 
-import asyncio
 import time
 
 import pytest

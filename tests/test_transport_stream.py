@@ -6,7 +6,7 @@ import os
 import pytest
 
 from bridge.errors import TransportError
-from bridge.simulator.device import EMG_STREAM, IMU_STREAM, Faults, VirtualWearable
+from bridge.simulator.device import EMG_STREAM, IMU_STREAM, Faults
 from bridge.simulator.serve import serve
 from bridge.sources import open as bopen
 from transport_checks import Collected, check_integrity, make_signals

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bridge.simulator.device import (ACC_SCALE_G, EMG_SCALE_MV, EMG_STREAM, GYRO_SCALE_DPS,
-                                     IMU_STREAM, Signals)
+                                     Signals)
 from bridge.stream import DeviceEvent, Gap, SampleChunk
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import AsyncIterator
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 from bridge.errors import ConfigError
 from bridge.sources.base import Connection, LinkSink, Transport
