@@ -198,6 +198,8 @@ def main() -> None:
         print(f"{n:>3} {r['cpu_pct']:>10.1f} {r['realtime']:>9.3f} {p(lc, 50):>13.3f} "
               f"{p(lc, 99):>7.3f} {lc.max() if lc.size else float('nan'):>7.2f} "
               f"{p(ld, 50):>14.3f} {p(ld, 99):>7.3f} {drops:>7d} {lost:>6d}")
+    print(f"load average after={os.getloadavg()[0]:.2f} (other processes share these cores; "
+          "latency tails grow with it)")
 
 
 if __name__ == "__main__":
