@@ -16,7 +16,6 @@ its own timestamp) or the virtual wearable's script all produce them.
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -101,15 +100,14 @@ class _Emg:
     rate: float
     labels: tuple[str, ...]
     base: int | None = None  # stream sample of detector sample 0
-    splices: list[int] = field(default_factory=list)  # detector samples where gaps were cut out
-    spliced: list[int] = field(default_factory=list)  # cumulative samples cut out at each
+    last: np.ndarray | None = None  # last sample row fed (start of a gap bridge)
+    fill: int = 0  # samples of a short gap to bridge before the next chunk
     anchor: tuple[int, float] | None = None  # (stream sample, host time) of the latest chunk
     contractions: list[Contraction] = field(default_factory=list)
     calib: dict[str, list[np.ndarray]] = field(default_factory=dict)  # phase -> blocks
 
     def stream_sample(self, det_sample: int) -> int:
-        i = bisect.bisect_right(self.splices, det_sample)
-        return self.base + det_sample + (self.spliced[i - 1] if i else 0)
+        return self.base + det_sample
 
     def host_time(self, stream_sample: int) -> float:
         s0, h0 = self.anchor
@@ -139,18 +137,21 @@ class Session:
     ``stance_duration`` is the single-leg test's goal (s); with
     ``end_on_touchdown`` (default, as in the timed unipedal stance test) the
     first touchdown ends the trial.  Gaps shorter than
-    ``max_splice`` s are cut out of the detector input (the timeline stays
-    exact, the detector sees a splice); longer gaps close open contractions
-    (marked truncated) and restart the detector.
+    ``max_bridge`` s are bridged *inside the detector only* by a straight line
+    from the last sample before to the first after (no band-pass content, so
+    no false onset; a contraction's envelope dips for the gap and is merged
+    back), keeping the detector's sample clock equal to the stream's.  The
+    data itself keeps its gap (LinkEvent, results, exports).  Longer gaps
+    close open contractions (marked truncated) and restart the detector.
     """
 
     def __init__(self, *, detector: dict | None = None, stance_duration: float = 30.0,
-                 end_on_touchdown: bool = True, max_splice: float = 0.1,
+                 end_on_touchdown: bool = True, max_bridge: float = 0.1,
                  calibrate_on_rest: bool = True) -> None:
         self.detector_params = dict(detector or {})
         self.stance_duration = stance_duration
         self.end_on_touchdown = end_on_touchdown
-        self.max_splice = max_splice
+        self.max_bridge = max_bridge
         self.calibrate_on_rest = calibrate_on_rest
         self.devices: dict[str, _DeviceState] = {}
         #: A calibration profile (bridge.profiles.Profile) applied to new detectors.
@@ -196,7 +197,16 @@ class Session:
         phase = dev.phases[-1] if dev.phases else None
         if phase is not None and phase.name in ("rest", "mvc") and phase.end is None:
             st.calib.setdefault(phase.name, []).append(c.samples)
-        return self._emg_events(c.device, st, st.detector.process(c.samples))
+        events = []
+        if st.fill and c.n_samples:
+            ramp = np.linspace(0.0, 1.0, st.fill + 2)[1:-1, None]
+            bridge = st.last[None, :] + ramp * (c.samples[0] - st.last)[None, :]
+            events = st.detector.process(np.ascontiguousarray(bridge))
+            st.fill = 0
+        events += st.detector.process(c.samples)
+        if c.n_samples:
+            st.last = c.samples[-1].copy()
+        return self._emg_events(c.device, st, events)
 
     def _emg_events(self, device: str, st: _Emg, events) -> list:
         out = []
@@ -225,16 +235,14 @@ class Session:
         out: list = [LinkEvent(g.device, "gap", t, g)]
         if st is None or st.base is None:
             return out
-        if g.n_samples / st.rate <= self.max_splice and g.reason == "lost":
-            det_now = st.detector.sample_count
-            st.splices.append(det_now)
-            st.spliced.append((st.spliced[-1] if st.spliced else 0) + g.n_samples)
+        if g.n_samples / st.rate <= self.max_bridge and g.reason == "lost" and st.last is not None:
+            st.fill += g.n_samples  # bridged when the next chunk gives the far end
         else:
             out += self._emg_events(g.device, st, st.detector.finish())
             st.detector.reset()
             st.base = g.first_sample + g.n_samples
-            st.splices.clear()
-            st.spliced.clear()
+            st.fill = 0
+            st.last = None
         return out
 
     def _device_event(self, dev: _DeviceState, e: DeviceEvent) -> list:

@@ -1,0 +1,129 @@
+"""End to end against ground truth: scenario -> bytes -> decoder -> session -> results."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from bridge.profiles import Profile, apply_profile, load_profile, save_profile
+from bridge.results import session_results
+from bridge.runner import run_items, virtual_items
+from bridge.session import BalanceEvent, MuscleEvent, PhaseEvent, Session
+from bridge.simulator import scenarios
+from bridge.simulator.device import Faults
+
+
+def _run(name, seed=0, faults=None, session=None):
+    sig = scenarios.build(name, seed=seed)
+    session = session or Session()
+    events = []
+    asyncio.run(run_items(virtual_items(sig, speed=0, faults=faults), session, [events.append]))
+    return sig, session, events, session_results(session)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return _run("demo", faults=Faults(drop_rate=0.005, bit_error_rate=1e-5, seed=1))
+
+
+def _phase(results, name):
+    return next(p for p in results["devices"]["sim"]["phases"] if p["phase"] == name)
+
+
+def test_demo_firing_order_and_latencies_match_the_script(demo):
+    sig, session, events, results = demo
+    reps = _phase(results, "reps")["summary"]
+    left = reps["left"]["firing"]
+    right = reps["right"]["firing"]
+    # Scripted: left glute 180 ms after the hamstrings, right 40 ms.
+    assert left["dominant_order"][0] == "hamstring_L" and left["dominant_order"][-1] == "glute_max_L"
+    assert left["latency"]["hamstring_L"]["median"] == pytest.approx(-0.18, abs=0.03)
+    assert right["latency"]["hamstring_R"]["median"] == pytest.approx(-0.04, abs=0.03)
+    sym = {s["muscle"]: s for s in reps["symmetry"]}
+    assert sym["glute_max"]["metrics"]["peak"]["si"] < -40  # right glute clearly stronger
+    assert abs(sym["hamstring"]["metrics"]["peak"]["si"]) < 15
+
+
+def test_demo_holds_and_stance_match_the_script(demo):
+    _, _, events, results = demo
+    holds = _phase(results, "hold")["holds"]
+    left = holds["glute_max_L"]["holds"][0]
+    right = holds["glute_max_R"]["holds"][0]
+    assert left["sustained"] == pytest.approx(6.0, abs=0.3) and not left["met"]
+    assert right["met"]
+    stances = [p for p in results["devices"]["sim"]["phases"] if p["phase"] == "stance"]
+    by_leg = {p["arg"]: p["stance"][0] for p in stances}
+    assert by_leg["right"]["completed"] and by_leg["right"]["time_achieved"] == 30.0
+    assert by_leg["left"]["time_achieved"] == pytest.approx(14.0, abs=0.1)
+    assert results["devices"]["sim"]["stance_comparison"]["weaker_leg"] == "left"
+    kinds = {type(e).__name__ for e in events}
+    assert {"MuscleEvent", "PhaseEvent", "BalanceEvent", "LinkEvent"} <= kinds
+
+
+def test_every_scripted_contraction_is_found_once(demo):
+    sig, session, _, _ = demo
+    found = session.contractions()
+    truth = sig.truth["contractions"]
+    for ch, on, off, _level in truth:
+        hits = [c for c in found if c.channel == ch and c.onset < off and c.offset > on]
+        assert len(hits) == 1, (ch, on, off, hits)
+        assert abs(hits[0].onset - on) < 0.1
+    assert len(found) == len(truth)  # no false activations on the idle glute medius
+
+
+def test_events_are_time_ordered_per_muscle_and_decided_causally(demo):
+    _, _, events, _ = demo
+    per = {}
+    for e in events:
+        if isinstance(e, MuscleEvent):
+            per.setdefault(e.muscle, []).append(e)
+    for evs in per.values():
+        kinds = [e.kind for e in evs]
+        assert kinds == ["onset", "offset"] * (len(kinds) // 2)  # strictly alternating
+        assert all(e.latency >= 0 for e in evs)
+
+
+def test_phases_are_on_the_device_timeline(demo):
+    sig, _, events, _ = demo
+    phases = [e for e in events if isinstance(e, PhaseEvent)]
+    assert [round(p.time, 2) for p in phases] == [m[0] for m in sig.markers]
+
+
+def test_late_glute_scenario(tmp_path):
+    _, _, _, results = _run("late-glute", seed=3)
+    sets = [p for p in results["devices"]["sim"]["phases"] if p["phase"] == "reps"]
+    assert len(sets) == 3
+    for ph in sets:
+        for side, suffix in (("left", "_L"), ("right", "_R")):
+            lat = ph["summary"][side]["firing"]["latency"][f"hamstring{suffix}"]
+            assert lat["median"] == pytest.approx(-0.25, abs=0.04)
+            assert lat["n"] == 10
+
+
+def test_profile_calibration_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLUTEBRIDGE_HOME", str(tmp_path))
+    sig = scenarios.build("holds", seed=0)
+    rest = sig.emg[: int(3.5 * 2000)]
+    mvc = sig.emg[int(4.5 * 2000): int(8 * 2000)]
+    save_profile(Profile("client-a", sig.emg_labels, 2000.0, rest, mvc))
+    prof = load_profile("client-a")
+    assert prof.labels == sig.emg_labels and prof.mvc.shape == mvc.shape
+    session = Session()
+    session.profile = prof
+    _, session, _, results = _run("holds", session=session)
+    cs = session.contractions()
+    assert cs and all(c.pct_mvc is not None for c in cs)
+    glute_l = [c for c in cs if c.channel == 0]
+    assert all(0 < c.pct_mvc <= 110 for c in glute_l)
+    from bridge.emg import ContractionDetector
+    notes = apply_profile(ContractionDetector(2, 2000.0), ("a", "b"), 2000.0, prof)
+    assert notes and "differ" in notes[0]
+
+
+def test_missing_profile_is_a_clear_error(tmp_path, monkeypatch):
+    from bridge.errors import ConfigError
+    monkeypatch.setenv("GLUTEBRIDGE_HOME", str(tmp_path))
+    with pytest.raises(ConfigError, match="glutebridge calibrate"):
+        load_profile("nobody")
