@@ -56,12 +56,23 @@ async def virtual_items(signals: Signals, *, speed: float = 1.0, faults: Faults 
             await asyncio.sleep(0)  # stay cooperative when racing
 
 
+def _chunks_only(fn):
+    from bridge.stream import SampleChunk
+
+    def on_item(item) -> None:
+        if isinstance(item, SampleChunk):
+            fn(item)
+    return on_item
+
+
 def _split_sinks(sinks) -> tuple[list, list, list]:
     """Sinks are callables (events) or objects with on_item / on_event / close."""
     items, events, closers = [], [], []
     for s in sinks:
         if hasattr(s, "on_item"):
             items.append(s.on_item)
+        elif hasattr(s, "on_chunk"):
+            items.append(_chunks_only(s.on_chunk))
         if hasattr(s, "on_event"):
             events.append(s.on_event)
         elif callable(s):
