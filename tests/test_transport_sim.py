@@ -253,3 +253,19 @@ async def test_device_clock_drift_keeps_host_times_causal():
     late = np.array(late[len(late) // 2:])  # after the first second of fitting
     assert late.min() > -0.002
     assert np.median(late) < 0.010
+
+
+async def test_link_lost_during_first_handshake_fails_open_cleanly():
+    # The peer accepts and hangs up at once: open() raises, nothing keeps reconnecting.
+    async def hang_up(reader, writer):
+        writer.close()
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = Connection(make_transport(f"tcp://127.0.0.1:{port}"), handshake_timeout=2)
+    try:
+        with pytest.raises(TransportError):
+            await conn.open()
+        assert conn._reconnect_task is None
+        assert conn.stats["reconnect_attempts"] == 0
+    finally:
+        server.close()

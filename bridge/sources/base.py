@@ -140,6 +140,7 @@ class Connection(LinkSink):
         self._announced = False  # DEVICE_INFO seen on the current link: data can be scaled
         self._streaming_wanted = autostart
         self._closing = False
+        self._opened = False
         self._ended = False
         self._error: BaseException | None = None
         self._reconnect_task: asyncio.Task | None = None
@@ -164,6 +165,7 @@ class Connection(LinkSink):
         except BaseException:
             await self._shutdown_transport()
             raise
+        self._opened = True  # from now on a lost link is reconnected
 
     async def _establish(self) -> None:
         self._ready = False
@@ -353,6 +355,8 @@ class Connection(LinkSink):
         if final:
             self._end()
             return
+        if not self._opened:
+            return  # the first open() fails by itself (its waiters just failed)
         if was_ready:
             self.assembler.disconnected(now)
         self._counts["link_losses"] += 1

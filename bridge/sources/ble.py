@@ -203,13 +203,12 @@ class BleTransport(Transport):
 
     async def close(self) -> None:
         client = self._client
-        sink, self._sink = self._sink, None
+        self._sink = None  # a disconnect we asked for is not a link loss
         if client is not None and client.is_connected:
             try:
                 await client.disconnect()
             except Exception:
                 pass
-        self._sink = None if sink is None else None
 
     def extra_stats(self) -> dict:
         return {"mtu": self.mtu}
