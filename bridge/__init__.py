@@ -17,7 +17,17 @@ from bridge.errors import (
 
 __version__ = "0.1.0"
 
+def __getattr__(name):
+    # bridge.open / bridge.open_many: imported on first use so `import bridge` stays light.
+    if name in ("open", "open_many"):
+        from bridge import sources
+        return getattr(sources, name)
+    raise AttributeError(f"module 'bridge' has no attribute {name!r}")
+
+
 __all__ = [
+    "open",
+    "open_many",
     "ConfigError",
     "DeviceNotFoundError",
     "GlutebridgeError",
