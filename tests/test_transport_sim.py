@@ -8,7 +8,7 @@ import pytest
 import firmware_protocol as fp
 from bridge.errors import ConfigError, DeviceNotFoundError, TransportError
 from bridge.simulator.device import EMG_STREAM, IMU_STREAM, Faults, VirtualWearable
-from bridge.sources import Connection, make_transport, open as bopen, open_many
+from bridge.sources import Connection, Transport, make_transport, open as bopen, open_many
 from bridge.sources.sim import SimTransport
 from transport_checks import Collected, check_integrity, make_signals
 
@@ -269,3 +269,73 @@ async def test_link_lost_during_first_handshake_fails_open_cleanly():
         assert conn.stats["reconnect_attempts"] == 0
     finally:
         server.close()
+
+
+class _SplittingTransport(Transport):
+    """A byte source that hands the device's bytes to the connection in random
+    pieces (0..N bytes, 1-byte pieces included), to prove chunk invariance."""
+
+    notifications = False
+    url = "split://"
+
+    def __init__(self, wearable, seconds, seed):
+        self.wearable = wearable
+        self.seconds = seconds
+        self.rng = np.random.default_rng(seed)
+        self.sink = None
+
+    async def open(self, sink):
+        self.sink = sink
+
+    def _deliver(self, data):
+        pos = 0
+        while pos < len(data):
+            n = int(self.rng.choice([0, 1, 2, 7, 64, 500]))
+            self.sink.data_received(data[pos:pos + n], 1000.0)
+            pos += n
+
+    async def write(self, data):
+        answer = self.wearable.receive(data)
+        self._deliver(answer)
+        if self.wearable.streaming and self.seconds:
+            stream, self.seconds = self.wearable.advance(self.seconds), 0
+            asyncio.get_running_loop().call_soon(self._deliver, stream)
+            asyncio.get_running_loop().call_soon(self.sink.link_lost, None, True)
+
+    async def close(self):
+        pass
+
+    def extra_stats(self):
+        return {}
+
+
+@pytest.mark.parametrize("faults", [Faults(), Faults(bit_error_rate=1e-4, drop_rate=0.05, seed=2)])
+async def test_items_do_not_depend_on_how_bytes_are_split(faults):
+    def run(seed):
+        async def go():
+            wearable = VirtualWearable(make_signals(1.0, seed=5), faults=faults)
+            conn = Connection(_SplittingTransport(wearable, 1.0, seed))
+            await conn.open()
+            items = [item async for item in conn]
+            return items, conn.stats
+        return go()
+
+    ref_items, ref_stats = await run(0)
+    assert any(hasattr(i, "samples") for i in ref_items)
+    if faults.bit_error_rate:
+        d = ref_stats["decoder"]
+        assert d["crc_errors"] + d["framing_errors"] > 0 and d["samples_lost"] > 0
+    for seed in (1, 2):
+        items, stats = await run(seed)
+        assert len(items) == len(ref_items)
+        for a, b in zip(items, ref_items):
+            assert type(a) is type(b)
+            if hasattr(a, "samples"):
+                assert (a.stream, a.first_sample) == (b.stream, b.first_sample)
+                np.testing.assert_array_equal(a.samples, b.samples)
+            elif hasattr(a, "reason"):
+                assert (a.stream, a.first_sample, a.n_samples, a.reason) == \
+                    (b.stream, b.first_sample, b.n_samples, b.reason)
+        assert stats["streams"] == ref_stats["streams"]
+        for key in ("crc_errors", "framing_errors", "malformed", "seq_gaps", "samples_lost"):
+            assert stats["decoder"][key] == ref_stats["decoder"][key]
