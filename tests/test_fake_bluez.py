@@ -98,6 +98,14 @@ async def test_by_name_small_mtu_and_commands(bus):
     check_integrity(col, wearable, EMG_STREAM, allow_loss=False)
 
 
+async def test_command_char_without_response_only(bus):
+    async with FakeBluez(bus.address) as bz:
+        dev = bz.add_wearable(VirtualWearable(make_signals(2.0)),
+                              command_flags=("write-without-response",))
+        async with bopen(f"ble://{dev.address}", scan_timeout=2) as conn:
+            assert (await conn.mark(3)).status == fp.AckStatus.OK
+
+
 async def test_link_loss_and_reconnect(bus):
     async with FakeBluez(bus.address) as bz:
         wearable = VirtualWearable(make_signals(2.0, seed=2),

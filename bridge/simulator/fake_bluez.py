@@ -338,7 +338,10 @@ class _Characteristic(ServiceInterface):
     @method()
     def WriteValue(self, value: "ay", options: "a{sv}") -> None:  # noqa: N802, F821
         self.dev._require_connected()
-        if "write" not in self.flags and "write-without-response" not in self.flags:
+        kind = options.get("type")
+        kind = kind.value if kind is not None else "request"
+        needed = "write" if kind == "request" else "write-without-response"
+        if needed not in self.flags:
             raise DBusError("org.bluez.Error.NotPermitted", "Write not permitted")
         self.dev._command(bytes(value))
 
@@ -391,7 +394,8 @@ class FakeDevice:
     """
 
     def __init__(self, owner: "FakeBluez", wearable: VirtualWearable, address: str, *,
-                 rssi: int, mtu: int, speed: float, tick: float) -> None:
+                 rssi: int, mtu: int, speed: float, tick: float,
+                 command_flags: tuple[str, ...] = ("write", "write-without-response")) -> None:
         self.owner = owner
         self.wearable = wearable
         self.address = address.upper()
@@ -410,8 +414,7 @@ class FakeDevice:
         self.device_iface = _Device(self)
         self.service_iface = _Service(self)
         self.data_char = _Characteristic(self, fp.DATA_CHAR_UUID, ["notify"])
-        self.command_char = _Characteristic(self, fp.COMMAND_CHAR_UUID,
-                                            ["write", "write-without-response"])
+        self.command_char = _Characteristic(self, fp.COMMAND_CHAR_UUID, list(command_flags))
         self._packer = fp.NotificationPacker(self.payload)
         self._pump_task: asyncio.Task | None = None
         self._last: float | None = None
@@ -568,11 +571,15 @@ class FakeBluez:
 
     def add_wearable(self, wearable: VirtualWearable, *, address: str | None = None,
                      rssi: int = -55, mtu: int = 247, speed: float = 1.0,
-                     tick: float = 0.005) -> FakeDevice:
-        """Expose a virtual wearable.  ``mtu`` is the negotiated ATT MTU (23-517)."""
+                     tick: float = 0.005,
+                     command_flags: tuple[str, ...] = ("write", "write-without-response"),
+                     ) -> FakeDevice:
+        """Expose a virtual wearable.  ``mtu`` is the negotiated ATT MTU (23-517);
+        ``command_flags`` the GATT properties of the command characteristic."""
         if address is None:
             address = "C0:FF:EE:00:00:%02X" % (len(self.devices) + 1)
-        dev = FakeDevice(self, wearable, address, rssi=rssi, mtu=mtu, speed=speed, tick=tick)
+        dev = FakeDevice(self, wearable, address, rssi=rssi, mtu=mtu, speed=speed, tick=tick,
+                         command_flags=command_flags)
         if dev.address in self.devices:
             raise ValueError(f"a device with address {dev.address} exists already")
         self.devices[dev.address] = dev

@@ -123,6 +123,7 @@ class BleTransport(Transport):
         self._client = None
         self._sink: LinkSink | None = None
         self.mtu = 23
+        self._write_response = True
         self._opening = False
 
     async def _find(self):
@@ -174,6 +175,8 @@ class BleTransport(Transport):
                     f"({fp.SERVICE_UUID}); is it running glutebridge firmware?")
             # BlueZ >= 5.62 exposes the negotiated MTU on the characteristic.
             self.mtu = data_char.max_write_without_response_size + 3
+            # Prefer acknowledged writes; firmware may offer write-without-response only.
+            self._write_response = "write" in cmd_char.properties
             await client.start_notify(data_char, self._on_notify)
         except TransportError:
             raise
@@ -197,7 +200,8 @@ class BleTransport(Transport):
         if client is None or not client.is_connected:
             raise TransportError(f"{self.url}: not connected")
         try:
-            await client.write_gatt_char(fp.COMMAND_CHAR_UUID, data, response=True)
+            await client.write_gatt_char(fp.COMMAND_CHAR_UUID, data,
+                                         response=self._write_response)
         except Exception as exc:
             raise _convert(self.url, exc) from exc
 
