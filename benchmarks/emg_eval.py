@@ -23,6 +23,7 @@ Usage: python benchmarks/emg_eval.py [--data ../shared/data] [--trials 24]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 import warnings
@@ -264,8 +265,14 @@ def table_uci(methods, data: Path):
     rate = 1000.0
     rows = {name: dict(reps=0, hit=0, false=0, onsets=0) for name in methods}
     per_file = []
+    seen = {}
     for f in files:
         a = load_uci(f)
+        key = hashlib.sha1(a.tobytes()).hexdigest()
+        if key in seen:      # e.g. 2Npie/2Nsen are byte-identical copies of 1Npie/1Nsen
+            print(f"# {f.name}: same data as {seen[key]}; counted once")
+            continue
+        seen[key] = f.name
         for mname, ch in UCI_PRIME[f.stem[-3:]].items():
             x = a[:, ch]
             env = signal.sosfiltfilt(signal.butter(2, 2, fs=rate, output="sos"), np.abs(_bandpass(x, rate)))
@@ -285,7 +292,7 @@ def table_uci(methods, data: Path):
                 r["onsets"] += n
                 line.append(f"{hit}/{n}/{false}")
             per_file.append(line)
-    print(f"\n### (2) UCI lower limb ({len(files)} files; sen: RF, pie: BF + ST; "
+    print(f"\n### (2) UCI lower limb ({len(seen)} distinct files; sen: RF, pie: BF + ST; "
           "reps from the goniometer)\n")
     print("| method | reps found | false onsets/rep | onsets/rep |")
     print("|---|---|---|---|")
