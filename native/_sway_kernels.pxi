@@ -16,6 +16,7 @@ ctypedef struct TiltState:
     double gate_hi
     int ready          # 0 until the first sample initialised u
     long long n        # samples seen (start-up gain schedule)
+    double bias[3]     # gyro bias, body frame, rad per sample (set from a quiet baseline)
 
 
 ctypedef struct TiltOut:
@@ -26,6 +27,7 @@ ctypedef struct TiltOut:
     double sin_ap      # sin(forward lean)
     double sin_ml      # sin(left lean)
     double gx          # body-frame angular rate about forward axis, deg/s
+    double b[6]        # body-frame acc (g) and raw gyro (rad per sample, bias not removed)
 
 
 cdef inline void tilt_step(TiltState* s, const double* row, TiltOut* o) noexcept nogil:
@@ -37,6 +39,15 @@ cdef inline void tilt_step(TiltState* s, const double* row, TiltOut* o) noexcept
     cdef double wy = (m[3] * row[3] + m[4] * row[4] + m[5] * row[5]) * s.dt_rad
     cdef double wz = (m[6] * row[3] + m[7] * row[4] + m[8] * row[5]) * s.dt_rad
     cdef double na = sqrt(ax * ax + ay * ay + az * az)
+    o.b[0] = ax
+    o.b[1] = ay
+    o.b[2] = az
+    o.b[3] = wx
+    o.b[4] = wy
+    o.b[5] = wz
+    wx -= s.bias[0]
+    wy -= s.bias[1]
+    wz -= s.bias[2]
     cdef double ux, uy, uz, k, g, inv, fx, fy, fz, lx, ly, lz
     if not s.ready:
         if na > 0.0:

@@ -27,6 +27,9 @@ cdef void _load_tilt(TiltState* t, mounting, double rate, double gain,
     t.gate_hi = gate_hi
     t.ready = 0
     t.n = 0
+    t.bias[0] = 0.0
+    t.bias[1] = 0.0
+    t.bias[2] = 0.0
     t.u[0] = 0.0
     t.u[1] = 0.0
     t.u[2] = 1.0
@@ -279,9 +282,10 @@ cdef class StanceCore:
     cdef double lift_thr, settle_frac, td_frac, soft_frac, imp_thr, acc_clip, gyro_sat
     cdef int end_on_touchdown
     # state
-    cdef long long i, exc_i, start_i, cand_i, soft_i, trial_end, settle_from
+    cdef long long i, exc_i, start_i, cand_i, soft_i, trial_end, settle_from, rearm_i
     cdef int state, trigger, lean_cues, started, rearm
     cdef double lean_lp, norm_lp, base, base_sum, plateau_sum, pd, cand_peak, r_ms
+    cdef double cal[6]         # sums of body acc and gyro over the baseline
     cdef public long long n_acc_clip, n_gyro_sat
 
     def __cinit__(self, *args, **kw):
@@ -334,6 +338,7 @@ cdef class StanceCore:
         free(self.ring_r)
 
     def reset(self):
+        cdef int j
         m, rate, g, lo, hi, sos, zi = self._args
         _load_tilt(&self.tilt, m, rate, g, lo, hi)
         _load_sos(&self.sos, sos, zi)
@@ -348,6 +353,7 @@ cdef class StanceCore:
         self.cand_i = -1
         self.soft_i = -1
         self.trial_end = -1
+        self.rearm_i = 0
         self.lean_lp = 0.0
         self.norm_lp = 1.0
         self.base = 0.0
@@ -356,6 +362,8 @@ cdef class StanceCore:
         self.pd = 0.0
         self.cand_peak = 0.0
         self.r_ms = 0.0
+        for j in range(6):
+            self.cal[j] = 0.0
         self.n_acc_clip = 0
         self.n_gyro_sat = 0
 
@@ -394,12 +402,30 @@ cdef class StanceCore:
         cdef double target = self.settle_frac * self.pd
         if lo < self.i - self.ring_n + 1:
             lo = self.i - self.ring_n + 1
+        if lo < self.rearm_i:  # never reach back into the previous stance
+            lo = self.rearm_i
         if lo < 0:
             lo = 0
         for k in range(lo, self.i + 1):
             if self.ring[k % self.ring_n] >= target:
                 return k
         return self.exc_i
+
+    cdef void _calibrate(self) noexcept nogil:
+        # Quiet double stance: the mean gyro is its bias, the mean specific
+        # force points up.  Restart the tilt from there so the bias neither
+        # tilts the estimate nor makes it drift after the baseline.
+        cdef double inv, n = <double> self.baseline_n
+        cdef int j
+        for j in range(3):
+            self.tilt.bias[j] = self.cal[3 + j] / n
+        inv = sqrt(self.cal[0] * self.cal[0] + self.cal[1] * self.cal[1] + self.cal[2] * self.cal[2])
+        if inv > 0.0:
+            for j in range(3):
+                self.tilt.u[j] = self.cal[j] / inv
+        self.lean_lp = self.side * (-self.tilt.u[1])
+        self.base = self.lean_lp
+        self.rearm_i = self.i  # earlier lean values were not relative to this baseline
 
     cdef Py_ssize_t _step(self, const double* row, double* out, double[:, ::1] ev,
                           Py_ssize_t ne) noexcept nogil:
@@ -445,9 +471,12 @@ cdef class StanceCore:
             ne = self._emit(ev, ne, EV_STANCE, self.i, 0.0, 1.0)
 
         if self.state == S_BASELINE:
-            self.base_sum += self.lean_lp
+            for j in range(6):
+                self.cal[j] += o.b[j]
             if self.i + 1 >= self.baseline_n:
-                self.base = self.base_sum / self.baseline_n
+                self._calibrate()
+                dev = 0.0
+                self.ring[self.i % self.ring_n] = dev
                 self.state = S_ARMED
                 self.exc_i = -1
                 ne = self._emit(ev, ne, EV_BASELINE, self.i, self.base, 0.0)
@@ -456,6 +485,7 @@ cdef class StanceCore:
                 # after a touchdown the lean must come back before a new lift counts
                 if dev < 0.4 * self.pd or dev < 0.5 * self.lift_thr:
                     self.rearm = 0
+                    self.rearm_i = self.i
             elif dev < 0.5 * self.lift_thr and dev > -0.5 * self.lift_thr:
                 # quiet double stance: follow slow drift of the lean baseline
                 self.base += self.base_alpha * dev

@@ -8,7 +8,7 @@ it returns events as they are decided:
 2. ``StanceStarted`` when the weight has shifted onto the stance leg and
    settled (automatic: the trunk lean toward the stance leg exceeds
    ``lift_threshold_deg`` for 0.3 s, then the start is placed where the lean
-   reached 90 % of its stance level) or at the next sample after
+   reached 80 % of its stance level) or at the next sample after
    :meth:`SingleLegStanceTest.start` (operator trigger).  The countdown of
    ``duration`` seconds starts there.
 3. ``Touchdown`` when the lifted foot comes down: an impact transient in |a|
@@ -151,10 +151,14 @@ class SingleLegStanceTest:
     ``(n, 9)`` (+ mag, ignored) float arrays and returns a list of events.
     """
 
+    # The stance starts where the lean reached this fraction of its stance
+    # level (the weight is over the stance foot; the other foot is off).
+    _SETTLE_FRAC = 0.8
+
     def __init__(self, rate: float, duration: float = 30.0, leg: str = "left", *,
                  mounting: Mounting = Mounting(), end_on_touchdown: bool = False,
                  acc_range_g: float = 8.0, gyro_range_dps: float = 2000.0,
-                 baseline_s: float = 1.0, lift_threshold_deg: float = 2.0,
+                 baseline_s: float = 1.5, lift_threshold_deg: float = 2.0,
                  impact_threshold_g: float = 0.12, lowpass_hz: float = 3.5,
                  tilt_tau_s: float = 2.0):
         self.rate = _check_rate(rate)
@@ -184,7 +188,7 @@ class SingleLegStanceTest:
             1.0 - np.exp(-1.0 / (0.1 * r)),  # lean low-pass, tau 0.1 s
             1.0 - np.exp(-2 * np.pi * 5.0 / r),  # |a| low-pass at 5 Hz (impact = residual)
             n(baseline_s), n(0.3), n(0.3), n(0.8), n(0.8), n(0.8), n(duration),
-            np.sin(np.radians(lift_threshold_deg)), 0.9, 0.5, 0.3,
+            np.sin(np.radians(lift_threshold_deg)), self._SETTLE_FRAC, 0.5, 0.3,
             impact_threshold_g, 0.99 * acc_range_g, 0.99 * gyro_range_dps,
             bool(end_on_touchdown),
             1.0 - np.exp(-1.0 / (2.0 * r)),  # double-stance lean baseline follows drift, tau 2 s

@@ -224,7 +224,8 @@ def simulate_stance(rate: float = 200.0, duration: float = 40.0, leg: str = "lef
 
     # trunk wobble (independent of the pendulum) and slow heading drift
     b, a = _sig.butter(2, 2.0, fs=1.0 / dt)
-    wob = _sig.filtfilt(b, a, rng.normal(size=(2, n_f)), axis=1)
+    pad = int(2.0 / dt)  # filter a longer stretch and cut: no filtfilt edge transients
+    wob = _sig.filtfilt(b, a, rng.normal(size=(2, n_f + 2 * pad)), axis=1)[:, pad:pad + n_f]
     # wobble doubles in single stance; the scale ramps over 0.3 s (a step in
     # amplitude would be a step in angle, i.e. a fake impact)
     ramp_n = max(1, int(0.3 / dt))
