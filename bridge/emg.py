@@ -52,6 +52,7 @@ __all__ = [
     "Offset",
     "Onset",
     "SosFilter",
+    "contractions_from_events",
     "design_chain",
     "detect_contractions",
 ]
