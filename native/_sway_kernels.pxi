@@ -16,6 +16,7 @@ ctypedef struct TiltState:
     double gate_hi
     int ready          # 0 until the first sample initialised u
     long long n        # samples seen (start-up gain schedule)
+    long long n_start  # length of the start-up (running-mean) phase, samples
     double bias[3]     # gyro bias, body frame, rad per sample (set from a quiet baseline)
 
 
@@ -70,11 +71,11 @@ cdef inline void tilt_step(TiltState* s, const double* row, TiltOut* o) noexcept
     # Complementary correction toward the measured specific force direction
     # when |a| is close to 1 g (quiet-ish stance, no impact).
     if na > s.gate_lo and na < s.gate_hi:
-        # Start-up: weight 1/n (a running mean of the gravity direction, so a
-        # bad first sample does not linger for several time constants), then
-        # the steady complementary gain.
+        # Start-up (first second): weight 1/n, a running mean of the gravity
+        # direction, so a bad first sample does not linger for several time
+        # constants; then the steady complementary gain.
         g = s.gain
-        if s.n * g < 1.0:
+        if s.n <= s.n_start and s.n * g < 1.0:
             g = 1.0 / s.n
         k = g / na
         ux += k * ax - g * ux

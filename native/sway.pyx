@@ -27,6 +27,7 @@ cdef void _load_tilt(TiltState* t, mounting, double rate, double gain,
     t.gate_hi = gate_hi
     t.ready = 0
     t.n = 0
+    t.n_start = <long long> rate
     t.bias[0] = 0.0
     t.bias[1] = 0.0
     t.bias[2] = 0.0

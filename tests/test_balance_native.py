@@ -1,0 +1,228 @@
+"""Native balance core: chunk invariance, orientation on known rotations, filters and
+the sliding window against slow numpy/scipy references."""
+import numpy as np
+import pytest
+from scipy import signal as sig
+from scipy import stats
+
+from bridge.balance import ImuSway, Mounting, SingleLegStanceTest, SwayWindow
+from bridge.errors import ConfigError, SignalError
+from bridge.simulator.sway_model import body_to_sensor_matrix, simulate_stance
+
+G = 9.80665
+
+
+def random_splits(n, rng):
+    """Cut points with 0- and 1-sample blocks mixed in."""
+    cuts = [0]
+    while cuts[-1] < n:
+        r = rng.random()
+        step = 0 if r < 0.1 else 1 if r < 0.4 else int(rng.integers(2, 50))
+        cuts.append(min(n, cuts[-1] + step))
+    return cuts
+
+
+def run_split(fn, x, rng):
+    cuts = random_splits(len(x), rng)
+    return [fn(x[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def rot(roll, pitch, yaw):
+    """Body->world R = Rz(yaw) Ry(pitch) Rx(roll), radians."""
+    cr, sr, cp, sp, cy, sy = (np.cos(roll), np.sin(roll), np.cos(pitch), np.sin(pitch),
+                              np.cos(yaw), np.sin(yaw))
+    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
+    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def static_imu(n, r_body, a_world_g=(0.0, 0.0, 0.0), s_mat=np.eye(3)):
+    spec = r_body.T @ (np.array([0, 0, 1.0]) + np.asarray(a_world_g))
+    acc = s_mat @ spec
+    return np.tile(np.r_[acc, 0.0, 0.0, 0.0], (n, 1))
+
+
+# ---------------------------------------------------------------- orientation
+@pytest.mark.parametrize("pitch, roll", [(10.0, 0.0), (0.0, -7.0), (-15.0, 12.0), (25.0, 5.0)])
+@pytest.mark.parametrize("axes", [("+x", "+y", "+z"), ("-z", "-x", "+y"), ("+y", "-x", "+z")])
+def test_static_tilt_is_recovered_for_any_mounting(pitch, roll, axes):
+    s_mat = body_to_sensor_matrix(axes)
+    imu = static_imu(400, rot(np.radians(-roll), np.radians(pitch), 0.7), s_mat=s_mat)
+    m = Mounting(*axes)
+    out = ImuSway(200.0, mounting=m).process(imu)
+    # forward lean = pitch; left lean = -roll -> tilt_ml_deg = roll_left = asin(sin(roll) cos(pitch))
+    exp_ml = np.degrees(np.arcsin(np.sin(np.radians(roll)) * np.cos(np.radians(pitch))))
+    assert out[-1, 3] == pytest.approx(pitch, abs=1e-6)
+    assert out[-1, 4] == pytest.approx(exp_ml, abs=1e-6)
+    assert np.abs(out[:, :3]).max() < 1e-9  # no linear acceleration
+
+
+def test_gyro_rotation_is_tracked():
+    # roll the body to the left at 20 deg/s for 0.5 s; the accelerometer agrees
+    rate, w = 400.0, 20.0
+    n = 400
+    t = np.arange(n) / rate
+    lean = np.where(t < 0.25, 0.0, np.minimum((t - 0.25) * w, 10.0))
+    gyro = np.where((t >= 0.25) & (lean < 10.0), -w, 0.0)  # roll rate = -d(left lean)/dt
+    imu = np.zeros((n, 6))
+    for i, a in enumerate(np.radians(lean)):
+        imu[i, :3] = rot(-a, 0.0, 0.0).T @ [0, 0, 1.0]
+    imu[:, 3] = gyro
+    out = ImuSway(rate, tilt_tau_s=1000.0).process(imu)  # effectively gyro-only after start-up
+    assert np.max(np.abs(out[:, 4] - lean)) < 0.15
+
+
+def test_heading_frame_projection_removes_gravity_and_ignores_yaw():
+    r_body = rot(np.radians(4.0), np.radians(8.0), np.radians(60.0))
+    heading = np.array([np.cos(np.radians(60.0)), np.sin(np.radians(60.0)), 0.0])
+    left = np.array([-heading[1], heading[0], 0.0])
+    quiet = static_imu(400, r_body)
+    push = static_imu(100, r_body, a_world_g=0.05 * heading - 0.02 * left)
+    s = ImuSway(200.0, lowpass_hz=40.0, tilt_tau_s=1000.0)
+    s.process(quiet)
+    out = s.process(push)
+    assert out[-1, 0] == pytest.approx(0.05 * G, rel=0.02)
+    assert out[-1, 1] == pytest.approx(-0.02 * G, rel=0.05)
+
+
+def test_mounting_validation():
+    with pytest.raises(ConfigError, match="twice"):
+        Mounting("+x", "+x", "+z").matrix()
+    with pytest.raises(ConfigError, match="mirror"):
+        Mounting("+x", "-y", "+z").matrix()
+    with pytest.raises(ConfigError, match="one of"):
+        Mounting("x", "+y", "+z").matrix()
+
+
+# ---------------------------------------------------------------- chunking
+@pytest.fixture(scope="module")
+def trial():
+    imu, truth = simulate_stance(200.0, 24.0, "right", touchdowns=[12.0], seed=11, quantize=True)
+    return imu, truth
+
+
+def test_imu_sway_chunk_invariant(trial):
+    imu, _ = trial
+    whole = ImuSway(200.0).process(imu)
+    for seed in range(3):
+        s = ImuSway(200.0)
+        parts = run_split(s.process, imu, np.random.default_rng(seed))
+        assert np.array_equal(np.concatenate(parts), whole)
+    s = ImuSway(200.0)
+    ones = np.concatenate([s.process(imu[i:i + 1]) for i in range(600)])
+    assert np.array_equal(ones, whole[:600])
+
+
+def test_stance_test_chunk_invariant(trial):
+    imu, _ = trial
+    whole = SingleLegStanceTest(200.0, 20.0, "right")
+    ev_whole = whole.process(imu)
+    assert ev_whole  # something happened
+    for seed in range(3):
+        t = SingleLegStanceTest(200.0, 20.0, "right")
+        evs = sum(run_split(t.process, imu, np.random.default_rng(seed)), [])
+        assert evs == ev_whole
+        assert t.result == whole.result
+    t = SingleLegStanceTest(200.0, 20.0, "right")
+    evs = []
+    for i in range(imu.shape[0]):
+        evs += t.process(imu[i:i + 1])
+    assert evs == ev_whole
+
+
+def test_sway_window_chunk_invariant():
+    rng = np.random.default_rng(5)
+    x = np.cumsum(rng.normal(size=(3000, 2)), axis=0) * 0.01
+    whole = SwayWindow(100.0, 1.0).process(x[:, 0], x[:, 1])
+    w = SwayWindow(100.0, 1.0)
+    parts = run_split(lambda b: w.process(b[:, 0], b[:, 1]), x, rng)
+    assert np.array_equal(np.concatenate(parts), whole, equal_nan=True)
+
+
+# ---------------------------------------------------------------- references
+def test_lowpass_matches_scipy_sosfilt():
+    from bridge import _sway
+    from bridge.balance.stream import design_lowpass
+    rng = np.random.default_rng(2)
+    rate = 200.0
+    x = np.ascontiguousarray(rng.normal(size=(2000, 2)) + [3.0, -1.0])
+    sos, zi = design_lowpass(rate, 3.5)
+    f = _sway.SosFilter2(sos.tolist(), zi.tolist())
+    out = np.empty_like(x)
+    f.process(x, out)
+    for ch in range(2):
+        ref, _ = sig.sosfilt(sos, x[:, ch], zi=sig.sosfilt_zi(sos) * x[0, ch])
+        np.testing.assert_allclose(out[:, ch], ref, rtol=1e-12, atol=1e-12)
+    f.reset()
+    again = np.empty_like(x)
+    f.process(x, again)
+    assert np.array_equal(again, out)
+
+
+def _window_reference(x, w, rate, i):
+    seg = x[max(0, i - w + 1):i + 1]
+    n = len(seg)
+    d = seg - seg.mean(axis=0)
+    inc = np.diff(seg, axis=0)
+    path = np.hypot(inc[:, 0], inc[:, 1]).sum()
+    jerk = 0.5 * ((inc * rate) ** 2).sum() / rate
+    if n == w:
+        k = stats.f.ppf(0.95, 2, n - 2) * 2 * (n - 1) * (n + 1) / (n * (n - 2))
+        area = np.pi * np.sqrt(np.linalg.det(np.cov(seg.T))) * k
+    else:
+        area = np.nan
+    return [np.sqrt((d[:, 0] ** 2).mean()), np.sqrt((d[:, 1] ** 2).mean()), path * rate / n,
+            area, jerk / (n / rate)]
+
+
+def test_sway_window_matches_numpy_reference():
+    rng = np.random.default_rng(9)
+    rate = 50.0
+    x = np.cumsum(rng.normal(size=(500, 2)), axis=0) * 0.1 + 3.0
+    win = SwayWindow(rate, 1.0)
+    out = win.process(x[:, 0], x[:, 1])
+    for i in (2, 10, 49, 50, 51, 99, 100, 101, 333, 499):
+        np.testing.assert_allclose(out[i], _window_reference(x, 50, rate, i), rtol=1e-8,
+                                   equal_nan=True)
+    assert np.isnan(out[:2]).all()
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize("block, exc, match", [
+    (np.zeros((10, 5)), ConfigError, r"\(n, 6\)"),
+    (np.zeros(6), ConfigError, r"\(n, 6\)"),
+    (np.array([[0, 0, 1, 0, 0, np.nan]]), SignalError, "NaN"),
+    (np.array([[0, 0, 1, 0, 0, np.inf]]), SignalError, "NaN"),
+    (np.array([["a"] * 6]), ConfigError, "real numbers"),
+])
+def test_bad_blocks(block, exc, match):
+    with pytest.raises(exc, match=match):
+        ImuSway(100.0).process(block)
+    with pytest.raises(exc, match=match):
+        SingleLegStanceTest(100.0).process(block)
+
+
+def test_nine_column_blocks_ignore_the_magnetometer(trial):
+    imu, _ = trial
+    mag = np.hstack([imu, np.full((imu.shape[0], 3), 40.0)])
+    assert np.array_equal(ImuSway(200.0).process(mag), ImuSway(200.0).process(imu))
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(rate=0), "rate"), (dict(rate=-5), "rate"), (dict(rate=float("nan")), "rate"),
+    (dict(rate=10), "20-5000"), (dict(rate=100, lowpass_hz=60), "cutoff"),
+    (dict(rate=100, tilt_tau_s=0), "tilt_tau_s"),
+])
+def test_bad_config(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        ImuSway(**kw)
+
+
+def test_window_config():
+    with pytest.raises(ConfigError, match="at least 32"):
+        SwayWindow(100.0, 0.1)
+    with pytest.raises(ConfigError, match="equal length"):
+        SwayWindow(100.0, 1.0).process(np.zeros(5), np.zeros(4))
+    with pytest.raises(SignalError):
+        SwayWindow(100.0, 1.0).process(np.array([np.nan]), np.array([0.0]))
