@@ -339,3 +339,26 @@ async def test_items_do_not_depend_on_how_bytes_are_split(faults):
         assert stats["streams"] == ref_stats["streams"]
         for key in ("crc_errors", "framing_errors", "malformed", "seq_gaps", "samples_lost"):
             assert stats["decoder"][key] == ref_stats["decoder"][key]
+
+
+async def test_open_many_fails_as_a_whole_and_closes_the_others(monkeypatch):
+    import socket
+
+    from bridge.sources import sim
+
+    monkeypatch.setattr(sim, "build_signals", lambda name, seed=0: make_signals(2.0))
+    opened = []
+    real_open = sim.SimTransport.open
+
+    async def spy(self, sink):
+        opened.append(self)
+        await real_open(self, sink)
+    monkeypatch.setattr(sim.SimTransport, "open", spy)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(TransportError, match="refused"):
+        async with open_many(["sim://a", f"tcp://127.0.0.1:{port}"]):
+            pass
+    assert len(opened) == 1 and opened[0]._task is None  # the sim link was closed again
