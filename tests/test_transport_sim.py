@@ -88,10 +88,13 @@ async def test_link_loss_reconnects_and_marks_disconnect_gap():
 
 
 async def test_queue_overflow_is_counted_and_marked():
-    dev = VirtualWearable(make_signals(1.0))
+    dev = VirtualWearable(make_signals(2.0))
     col = Collected()
-    async with bopen("sim://t", wearable=dev, speed=20, queue_size=10) as conn:
-        while not dev.finished:  # nobody reads: the queue overflows
+    async with bopen("sim://t", wearable=dev, speed=5, queue_size=10) as conn:
+        while conn.stats["queue_dropped"] == 0:  # nobody reads: the queue overflows
+            await asyncio.sleep(0.01)
+        await conn.mark(9)  # its Marker arrives while the queue is full
+        while not dev.finished:
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.05)
         await asyncio.wait_for(_drain(conn, col), 5)
@@ -99,7 +102,11 @@ async def test_queue_overflow_is_counted_and_marked():
     assert stats["queue_dropped"] > 0 and stats["samples_dropped"] > 0
     overflow = [g for g in col.gaps if g.reason == "overflow"]
     assert overflow
-    assert sum(g.n_samples for g in overflow) <= stats["samples_dropped"]
+    assert sum(g.n_samples for g in overflow) == stats["samples_dropped"]
+    for stream in (EMG_STREAM, IMU_STREAM):
+        check_integrity(col, dev, stream, allow_loss=True)
+    # Control events are never dropped.
+    assert [m.code for m in col.packets(fp.Marker)] == [9]
 
 
 async def test_commands_mark_status_and_unsupported():

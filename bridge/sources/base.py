@@ -94,8 +94,9 @@ class Connection(LinkSink):
     transport: the byte mover.
     device: label put into every ``SampleChunk``/``Gap`` (default: the URL).
     queue_size: items buffered for a slow consumer; beyond it the newest
-        items are dropped, counted in ``stats["queue_dropped"]`` and the hole
-        is reported as ``Gap(reason="overflow")``.
+        sample chunks are dropped, counted in ``stats["queue_dropped"]`` and
+        the hole is reported as ``Gap(reason="overflow")``; control events
+        (DeviceInfo, Status, Marker, Ack) are never dropped.
     handshake_timeout: seconds to wait for DEVICE_INFO (HELLO is re-sent
         every ``command_timeout`` seconds meanwhile, since it may be lost).
     command_timeout: seconds to wait for an ACK.
@@ -321,15 +322,16 @@ class Connection(LinkSink):
         stream = getattr(item, "stream", None)
         first = getattr(item, "first_sample", None)
         n = _n_samples(item)
-        if len(self._queue) >= self.queue_size:
+        if len(self._queue) >= self.queue_size and first is not None and n:
+            # Only sample data is dropped (and reported as a Gap later); the
+            # rare control events (DeviceInfo, markers, status) always queue.
             self._counts["queue_dropped"] += 1
-            if first is not None and n:
-                self._counts["samples_dropped"] += n
-                hole = self._overflow.get(stream)
-                if hole is None:
-                    self._overflow[stream] = [first, n, item.host_time]
-                else:
-                    hole[1] = first + n - hole[0]
+            self._counts["samples_dropped"] += n
+            hole = self._overflow.get(stream)
+            if hole is None:
+                self._overflow[stream] = [first, n, item.host_time]
+            else:
+                hole[1] = first + n - hole[0]
             return
         if stream in self._overflow and first is not None:
             self._flush_overflow(stream)
