@@ -6,7 +6,7 @@ import os
 import pytest
 
 from bridge.errors import TransportError
-from bridge.simulator.device import EMG_STREAM, IMU_STREAM, Faults
+from bridge.simulator.device import EMG_STREAM, IMU_STREAM, Faults, VirtualWearable
 from bridge.simulator.serve import serve
 from bridge.sources import open as bopen
 from transport_checks import Collected, check_integrity, make_signals
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.asyncio
 
 
 class Served:
-    """Run serve() in the background and learn its URL."""
+    """Run serve() in the background and learn its URL; keep the device for ground truth."""
 
     def __init__(self, target, signals, faults=None, **kw):
         self.target, self.signals, self.faults, self.kw = target, signals, faults, kw
@@ -25,20 +25,11 @@ class Served:
 
     async def __aenter__(self):
         ready = asyncio.get_running_loop().create_future()
-        import bridge.simulator.serve as serve_mod
-        orig = serve_mod.VirtualWearable
-
-        def capture(*a, **k):  # keep a handle on the device for ground truth
-            self.wearable = orig(*a, **k)
-            return self.wearable
-        serve_mod.VirtualWearable = capture
-        try:
-            self.task = asyncio.create_task(serve(self.target, self.signals, self.faults,
-                                                  stop=self.stop, on_ready=ready.set_result,
-                                                  **self.kw))
-            self.info = await asyncio.wait_for(ready, 5)
-        finally:
-            serve_mod.VirtualWearable = orig
+        self.wearable = VirtualWearable(self.signals, faults=self.faults)
+        self.task = asyncio.create_task(serve(self.target, self.signals, stop=self.stop,
+                                              on_ready=ready.set_result,
+                                              wearable=self.wearable, **self.kw))
+        self.info = await asyncio.wait_for(ready, 5)
         return self
 
     async def __aexit__(self, *exc):

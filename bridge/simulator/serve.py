@@ -47,14 +47,17 @@ async def serve(target: str, signals: Signals, faults: Faults | None = None, *,
                 stop: asyncio.Event | None = None,
                 on_ready: Callable[[dict], None] | None = None,
                 bus_address: str | None = None, address: str | None = None,
-                mtu: int = 247) -> dict:
+                mtu: int = 247, wearable: VirtualWearable | None = None) -> dict:
     """Run a virtual wearable on ``target`` until it has played everything (see module doc).
 
+    ``wearable``: a ready VirtualWearable to serve instead of building one from
+    ``signals``/``faults``/``name``/``loop``/``autostart`` (tests keep it for ground truth).
     Returns counters (bytes sent, bytes lost while no host listened, links).
     """
     if not speed > 0:
         raise ConfigError(f"speed must be > 0, got {speed}")
-    device = VirtualWearable(signals, name=name, faults=faults, loop=loop, autostart=autostart)
+    device = wearable or VirtualWearable(signals, name=name, faults=faults, loop=loop,
+                                         autostart=autostart)
     stop = stop or asyncio.Event()
     on_ready = on_ready or _print_info
     if target == "ble" or target.startswith("ble://"):
