@@ -138,7 +138,8 @@ def simulate_stance(rate: float = 200.0, duration: float = 40.0, leg: str = "lef
                     impact_g=None, sensor_tilt_deg=(0.0, 0.0), axes=("+x", "+y", "+z"),
                     noise_g: float = 0.003, noise_dps: float = 0.2,
                     quantize: bool = False, acc_range_g: float = 8.0,
-                    gyro_range_dps: float = 2000.0, sway_scale: float = 1.0):
+                    gyro_range_dps: float = 2000.0, sway_scale: float = 1.0,
+                    gyro_bias_dps=None):
     """Simulate a pelvis IMU during quiet or single-leg stance.
 
     Parameters
@@ -151,6 +152,7 @@ def simulate_stance(rate: float = 200.0, duration: float = 40.0, leg: str = "lef
     impact_g : peak impact per touchdown (g); default random 0.25-1.0 g.
     quantize : emulate int16 counts (+-acc_range_g, +-gyro_range_dps) with clipping.
     sway_scale : multiplies the sway noise (amplitude variation between people).
+    gyro_bias_dps : constant gyro bias per sensor axis; default random N(0, 0.5) deg/s.
 
     Returns ``(imu, truth)``: imu is (n, 6) float64 acc xyz [g] + gyro xyz [deg/s].
     """
@@ -280,7 +282,10 @@ def simulate_stance(rate: float = 200.0, duration: float = 40.0, leg: str = "lef
     gyro_s = np.degrees(s_mat @ gyro_b)[:, ::k].T
     n = acc_s.shape[0]
     acc_s = acc_s + rng.normal(scale=noise_g, size=(n, 3))
-    gyro_s = gyro_s + rng.normal(scale=noise_dps, size=(n, 3)) + rng.normal(scale=0.5, size=3)
+    bias = rng.normal(scale=0.5, size=3)
+    if gyro_bias_dps is not None:
+        bias = np.broadcast_to(np.asarray(gyro_bias_dps, float), (3,))
+    gyro_s = gyro_s + rng.normal(scale=noise_dps, size=(n, 3)) + bias
     if quantize:
         acc_s = np.clip(np.round(acc_s * 32768 / acc_range_g), -32768, 32767) * acc_range_g / 32768
         gyro_s = (np.clip(np.round(gyro_s * 32768 / gyro_range_dps), -32768, 32767)
