@@ -114,24 +114,132 @@ static inline void emg_emit(emg_det_t *d, int kind, ptrdiff_t c, long long sampl
     r->mean = mean;
 }
 
-/* One baseline window of channel c ended: push it, re-estimate the floor
- * (the shared window counters advance identically for every channel). */
-static inline void emg_close_window(emg_det_t *d, ptrdiff_t c, emg_chan_t *s,
-                                    ptrdiff_t *hist_pos, ptrdiff_t *hist_len)
+/* State machine for channel c over rows [i0, i1) of env; the noise floor
+ * is constant over the range (callers split at window boundaries). */
+static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *env,
+                                      ptrdiff_t i0, ptrdiff_t i1)
 {
-    const double wm = s->wsum / (double)d->win;
-    const double wv = s->wsq / (double)d->win - wm * wm;
-    d->hmean[c * d->hist_cap + *hist_pos] = wm;
-    d->hvar[c * d->hist_cap + *hist_pos] = wv > 0.0 ? wv : 0.0;
-    s->wsum = 0.0;
-    s->wsq = 0.0;
-    if (++*hist_pos == d->hist_cap)
-        *hist_pos = 0;
-    if (*hist_len < d->hist_cap)
-        ++*hist_len;
-    d->ch[c] = *s;
-    emg_floor(d, c, *hist_len);
-    *s = d->ch[c];
+    const ptrdiff_t nc = d->nc;
+    emg_chan_t s = d->ch[c];          /* local copy: lives in registers */
+    const double *e_c = env + c;
+    ptrdiff_t i = i0;
+    while (i < i1) {
+        if (s.have_base && s.state == EMG_IDLE) {
+            /* Fast path (almost all samples): resting channel.  Find the next
+               onset-threshold crossing, then apply the per-sample bookkeeping
+               in bulk, in the same order as the per-sample path (identical
+               results). */
+            const double on = s.on_thr, ref = s.ref_thr;
+            ptrdiff_t j = i;
+            while (j < i1 && e_c[j * nc] <= on)
+                j++;
+            ptrdiff_t k = j - 1;
+            while (k >= i && e_c[k * nc] > ref)
+                k--;
+            ptrdiff_t q = i;
+            if (k >= i) {
+                s.last_low = d->t0 + k;
+                s.pre_sum = 0.0;
+                s.pre_peak = 0.0;
+                q = k + 1;
+            }
+            for (; q < j; q++) {
+                const double e = e_c[q * nc];
+                s.pre_sum += e;
+                if (e > s.pre_peak)
+                    s.pre_peak = e;
+            }
+            i = j;
+            if (j == i1)
+                break;
+        }
+        /* General per-sample path. */
+        const double e = e_c[i * nc];
+        const long long t = d->t0 + i;
+        if (s.have_base) {
+            /* where did the envelope last sit at the baseline?  tracked
+               forwards so the onset can be refined backwards for free */
+            if (e <= s.ref_thr) {
+                s.last_low = t;
+                s.pre_sum = 0.0;
+                s.pre_peak = 0.0;
+            } else {
+                s.pre_sum += e;
+                if (e > s.pre_peak)
+                    s.pre_peak = e;
+            }
+            int st = s.state;
+            if (st == EMG_IDLE && e > s.on_thr) {
+                st = EMG_CANDIDATE;
+                s.above = 0;
+                /* refined onset: last baseline sample + 1, moved back by
+                   the envelope smoother's delay, never before the last
+                   offset; amplitudes use the uncompensated span */
+                s.onset_raw = s.last_low + 1;
+                if (s.onset_raw < s.last_off)
+                    s.onset_raw = s.last_off;
+                s.onset = s.onset_raw - d->comp;
+                if (s.onset < s.last_off)
+                    s.onset = s.last_off;
+                if (s.onset < 0)
+                    s.onset = 0;
+            }
+            if (st == EMG_CANDIDATE) {
+                if (e > s.on_thr)
+                    s.above++;
+                else if (e < s.off_thr)
+                    st = EMG_IDLE;
+                if (st == EMG_CANDIDATE && s.above >= d->min_on
+                        && t - s.onset_raw + 1 >= d->min_len) {
+                    st = EMG_ACTIVE;
+                    s.acc_sum = s.pre_sum;
+                    s.acc_peak = s.pre_peak;
+                    emg_emit(d, 1, c, s.onset, t, s.onset, s.pre_peak,
+                             s.pre_sum / (double)(t - s.onset_raw + 1));
+                }
+            } else if (st == EMG_ACTIVE) {
+                /* offset threshold: baseline hysteresis, or a fraction of
+                   the contraction's own mean if higher (muscles rarely
+                   relax fully between fast reps) */
+                double thr = d->off_frac * s.acc_sum / (double)(t - s.onset_raw);
+                if (thr < s.off_thr)
+                    thr = s.off_thr;
+                if (e < thr) {
+                    st = EMG_PENDING_OFF;
+                    s.cand_off = t;
+                    s.snap_sum = s.acc_sum;
+                    s.snap_peak = s.acc_peak;
+                }
+                s.acc_sum += e;
+                if (e > s.acc_peak)
+                    s.acc_peak = e;
+            } else if (st == EMG_PENDING_OFF) {
+                s.acc_sum += e;
+                if (e > s.acc_peak)
+                    s.acc_peak = e;
+                if (e > s.on_thr) {
+                    st = EMG_ACTIVE;            /* short gap: merged */
+                } else if (t - s.cand_off >= d->min_gap) {
+                    double thr = d->off_frac * s.snap_sum / (double)(s.cand_off - s.onset_raw);
+                    if (thr < s.off_thr)
+                        thr = s.off_thr;
+                    if (e <= thr) {
+                        st = EMG_IDLE;
+                        s.last_off = s.cand_off;
+                        emg_emit(d, 2, c, s.cand_off, t, s.onset, s.snap_peak,
+                                 s.snap_sum / (double)(s.cand_off - s.onset_raw));
+                    } else {
+                        st = EMG_ACTIVE;
+                    }
+                }
+            }
+            s.state = st;
+        } else {
+            s.last_low = t;
+        }
+        i++;
+    }
+    d->ch[c] = s;
 }
 
 /* env: m x nc envelope rows.  At most one event per channel per sample, so
@@ -140,165 +248,65 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
 {
     const ptrdiff_t nc = d->nc;
     const ptrdiff_t first_event = d->nev;
-    ptrdiff_t win_n = d->win_n, hist_pos = d->hist_pos, hist_len = d->hist_len;
-    for (ptrdiff_t c = 0; c < nc; c++) {
-        emg_chan_t s = d->ch[c];      /* local copy: lives in registers */
-        win_n = d->win_n;
-        hist_pos = d->hist_pos;
-        hist_len = d->hist_len;
-        const double *e_c = env + c;
-        ptrdiff_t i = 0;
-        while (i < m) {
-            if (s.have_base && s.state == EMG_IDLE) {
-                /* Fast path (almost all samples): resting channel.  Find the
-                   next onset-threshold crossing before the window closes,
-                   then apply the per-sample bookkeeping in bulk, in the same
-                   order as the per-sample path (identical results). */
-                ptrdiff_t lim = m;
-                if (d->autob && i + (d->win - win_n) < lim)
-                    lim = i + (d->win - win_n);
-                const double on = s.on_thr, ref = s.ref_thr;
-                ptrdiff_t j = i;
-                while (j < lim && e_c[j * nc] <= on)
-                    j++;
-                if (d->autob) {
-                    double ws = s.wsum, wq = s.wsq;
-                    for (ptrdiff_t k = i; k < j; k++) {
-                        const double e = e_c[k * nc];
-                        ws += e;
-                        wq += e * e;
-                    }
-                    s.wsum = ws;
-                    s.wsq = wq;
-                    win_n += j - i;
+    ptrdiff_t i0 = 0;
+    while (i0 < m) {
+        /* sub-chunk that ends at the next window boundary at the latest */
+        ptrdiff_t i1 = m;
+        if (d->autob && i0 + (d->win - d->win_n) < i1)
+            i1 = i0 + (d->win - d->win_n);
+        if (d->autob) {
+            /* window sums, sample-major: independent accumulators per
+               channel vectorise; per channel the order is still sample order */
+            for (ptrdiff_t c0 = 0; c0 < nc; c0 += 16) {
+                const ptrdiff_t g = nc - c0 < 16 ? nc - c0 : 16;
+                double ws[16], wq[16];
+                for (ptrdiff_t c = 0; c < g; c++) {
+                    ws[c] = d->ch[c0 + c].wsum;
+                    wq[c] = d->ch[c0 + c].wsq;
                 }
-                ptrdiff_t k = j - 1;
-                while (k >= i && e_c[k * nc] > ref)
-                    k--;
-                ptrdiff_t start = i;
-                if (k >= i) {
-                    s.last_low = d->t0 + k;
-                    s.pre_sum = 0.0;
-                    s.pre_peak = 0.0;
-                    start = k + 1;
-                }
-                for (ptrdiff_t q = start; q < j; q++) {
-                    const double e = e_c[q * nc];
-                    s.pre_sum += e;
-                    if (e > s.pre_peak)
-                        s.pre_peak = e;
-                }
-                i = j;
-                if (d->autob && win_n == d->win) {
-                    win_n = 0;
-                    emg_close_window(d, c, &s, &hist_pos, &hist_len);
-                }
-                if (j == lim)
-                    continue;
-            }
-            /* General per-sample path. */
-            const double e = e_c[i * nc];
-            const long long t = d->t0 + i;
-            if (d->autob) {
-                s.wsum += e;
-                s.wsq += e * e;
-            }
-            if (s.have_base) {
-                /* where did the envelope last sit at the baseline?  tracked
-                   forwards so the onset can be refined backwards for free */
-                if (e <= s.ref_thr) {
-                    s.last_low = t;
-                    s.pre_sum = 0.0;
-                    s.pre_peak = 0.0;
-                } else {
-                    s.pre_sum += e;
-                    if (e > s.pre_peak)
-                        s.pre_peak = e;
-                }
-                int st = s.state;
-                if (st == EMG_IDLE && e > s.on_thr) {
-                    st = EMG_CANDIDATE;
-                    s.above = 0;
-                    /* refined onset: last baseline sample + 1, moved back by
-                       the envelope smoother's delay, never before the last
-                       offset; amplitudes use the uncompensated span */
-                    s.onset_raw = s.last_low + 1;
-                    if (s.onset_raw < s.last_off)
-                        s.onset_raw = s.last_off;
-                    s.onset = s.onset_raw - d->comp;
-                    if (s.onset < s.last_off)
-                        s.onset = s.last_off;
-                    if (s.onset < 0)
-                        s.onset = 0;
-                }
-                if (st == EMG_CANDIDATE) {
-                    if (e > s.on_thr)
-                        s.above++;
-                    else if (e < s.off_thr)
-                        st = EMG_IDLE;
-                    if (st == EMG_CANDIDATE && s.above >= d->min_on
-                            && t - s.onset_raw + 1 >= d->min_len) {
-                        st = EMG_ACTIVE;
-                        s.acc_sum = s.pre_sum;
-                        s.acc_peak = s.pre_peak;
-                        emg_emit(d, 1, c, s.onset, t, s.onset, s.pre_peak,
-                                 s.pre_sum / (double)(t - s.onset_raw + 1));
-                    }
-                } else if (st == EMG_ACTIVE) {
-                    /* offset threshold: baseline hysteresis, or a fraction of
-                       the contraction's own mean if higher (muscles rarely
-                       relax fully between fast reps) */
-                    double thr = d->off_frac * s.acc_sum / (double)(t - s.onset_raw);
-                    if (thr < s.off_thr)
-                        thr = s.off_thr;
-                    if (e < thr) {
-                        st = EMG_PENDING_OFF;
-                        s.cand_off = t;
-                        s.snap_sum = s.acc_sum;
-                        s.snap_peak = s.acc_peak;
-                    }
-                    s.acc_sum += e;
-                    if (e > s.acc_peak)
-                        s.acc_peak = e;
-                } else if (st == EMG_PENDING_OFF) {
-                    s.acc_sum += e;
-                    if (e > s.acc_peak)
-                        s.acc_peak = e;
-                    if (e > s.on_thr) {
-                        st = EMG_ACTIVE;            /* short gap: merged */
-                    } else if (t - s.cand_off >= d->min_gap) {
-                        double thr = d->off_frac * s.snap_sum / (double)(s.cand_off - s.onset_raw);
-                        if (thr < s.off_thr)
-                            thr = s.off_thr;
-                        if (e <= thr) {
-                            st = EMG_IDLE;
-                            s.last_off = s.cand_off;
-                            emg_emit(d, 2, c, s.cand_off, t, s.onset, s.snap_peak,
-                                     s.snap_sum / (double)(s.cand_off - s.onset_raw));
-                        } else {
-                            st = EMG_ACTIVE;
-                        }
+                for (ptrdiff_t i = i0; i < i1; i++) {
+                    const double *row = env + i * nc + c0;
+                    for (ptrdiff_t c = 0; c < g; c++) {
+                        ws[c] += row[c];
+                        wq[c] += row[c] * row[c];
                     }
                 }
-                s.state = st;
-            } else {
-                s.last_low = t;
+                for (ptrdiff_t c = 0; c < g; c++) {
+                    d->ch[c0 + c].wsum = ws[c];
+                    d->ch[c0 + c].wsq = wq[c];
+                }
             }
-            if (d->autob && ++win_n == d->win) {
-                win_n = 0;
-                emg_close_window(d, c, &s, &hist_pos, &hist_len);
-            }
-            i++;
         }
-        d->ch[c] = s;
-    }
-    if (d->autob) {
-        d->win_n = win_n;
-        d->hist_pos = hist_pos;
-        d->hist_len = hist_len;
+        for (ptrdiff_t c = 0; c < nc; c++)
+            emg_detect_channel(d, c, env, i0, i1);
+        if (d->autob) {
+            d->win_n += i1 - i0;
+            if (d->win_n == d->win) {
+                d->win_n = 0;
+                ptrdiff_t hist_pos = d->hist_pos, hist_len = d->hist_len;
+                for (ptrdiff_t c = 0; c < nc; c++) {
+                    emg_chan_t *s = &d->ch[c];
+                    const double wm = s->wsum / (double)d->win;
+                    const double wv = s->wsq / (double)d->win - wm * wm;
+                    d->hmean[c * d->hist_cap + hist_pos] = wm;
+                    d->hvar[c * d->hist_cap + hist_pos] = wv > 0.0 ? wv : 0.0;
+                    s->wsum = 0.0;
+                    s->wsq = 0.0;
+                }
+                if (++hist_pos == d->hist_cap)
+                    hist_pos = 0;
+                if (hist_len < d->hist_cap)
+                    hist_len++;
+                d->hist_pos = hist_pos;
+                d->hist_len = hist_len;
+                for (ptrdiff_t c = 0; c < nc; c++)
+                    emg_floor(d, c, hist_len);
+            }
+        }
+        i0 = i1;
     }
     d->t0 += m;
-    /* order this chunk's events by (emitted, channel): chunk-independent */
+    /* order this call's events by (emitted, channel): chunk-independent */
     for (ptrdiff_t k = first_event + 1; k < d->nev; k++) {
         emg_event_t r = d->ev[k];
         ptrdiff_t j = k;
