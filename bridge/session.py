@@ -94,14 +94,52 @@ class Phase:
 
 
 # ------------------------------------------------------------------ session
+class _GapBridge:
+    """Keeps a core's sample clock equal to the stream's across short gaps.
+
+    A short gap is bridged by a straight line from the last sample before it
+    to the first after it (no band-pass content for EMG, no impact for the
+    IMU), fed to the core only; the data keep their gap everywhere else.
+    """
+
+    __slots__ = ("last", "pending")
+
+    def __init__(self) -> None:
+        self.last: np.ndarray | None = None
+        self.pending = 0
+
+    def gap(self, n: int) -> bool:
+        """Note ``n`` lost samples; False if there is nothing to bridge from."""
+        if self.last is None:
+            return False
+        self.pending += n
+        return True
+
+    def block(self, samples: np.ndarray) -> np.ndarray:
+        """``samples``, preceded by the bridge of any pending gap."""
+        if not samples.shape[0]:
+            return samples
+        out = samples
+        if self.pending:
+            ramp = np.linspace(0.0, 1.0, self.pending + 2)[1:-1, None]
+            fill = self.last[None, :] + ramp * (samples[0] - self.last)[None, :]
+            out = np.ascontiguousarray(np.concatenate([fill, samples]))
+            self.pending = 0
+        self.last = samples[-1].copy()
+        return out
+
+    def reset(self) -> None:
+        self.last = None
+        self.pending = 0
+
+
 @dataclass
 class _Emg:
     detector: ContractionDetector
     rate: float
     labels: tuple[str, ...]
     base: int | None = None  # stream sample of detector sample 0
-    last: np.ndarray | None = None  # last sample row fed (start of a gap bridge)
-    fill: int = 0  # samples of a short gap to bridge before the next chunk
+    bridge: _GapBridge = field(default_factory=_GapBridge)
     anchor: tuple[int, float] | None = None  # (stream sample, host time) of the latest chunk
     contractions: list[Contraction] = field(default_factory=list)
     calib: dict[str, list[np.ndarray]] = field(default_factory=dict)  # phase -> blocks
@@ -124,6 +162,7 @@ class _DeviceState:
         self.stance = None  # running stance test
         self.stance_leg = ""
         self.stance_base: int | None = None  # IMU sample index of the test's sample 0
+        self.imu_bridge = _GapBridge()
         self.stance_results: list[tuple[str, object]] = []
         self.gaps: list[Gap] = []
         self.status: fp.Status | None = None
@@ -197,16 +236,7 @@ class Session:
         phase = dev.phases[-1] if dev.phases else None
         if phase is not None and phase.name in ("rest", "mvc") and phase.end is None:
             st.calib.setdefault(phase.name, []).append(c.samples)
-        events = []
-        if st.fill and c.n_samples:
-            ramp = np.linspace(0.0, 1.0, st.fill + 2)[1:-1, None]
-            bridge = st.last[None, :] + ramp * (c.samples[0] - st.last)[None, :]
-            events = st.detector.process(np.ascontiguousarray(bridge))
-            st.fill = 0
-        events += st.detector.process(c.samples)
-        if c.n_samples:
-            st.last = c.samples[-1].copy()
-        return self._emg_events(c.device, st, events)
+        return self._emg_events(c.device, st, st.detector.process(st.bridge.block(c.samples)))
 
     def _emg_events(self, device: str, st: _Emg, events) -> list:
         out = []
@@ -233,16 +263,19 @@ class Session:
         rate = st.rate if st is not None else dev.imu.get(g.stream, (None,))[0]
         t = g.first_sample / rate if rate else dev.latest
         out: list = [LinkEvent(g.device, "gap", t, g)]
-        if st is None or st.base is None:
-            return out
-        if g.n_samples / st.rate <= self.max_bridge and g.reason == "lost" and st.last is not None:
-            st.fill += g.n_samples  # bridged when the next chunk gives the far end
-        else:
-            out += self._emg_events(g.device, st, st.detector.finish())
-            st.detector.reset()
-            st.base = g.first_sample + g.n_samples
-            st.fill = 0
-            st.last = None
+        short = bool(rate) and g.n_samples / rate <= self.max_bridge and g.reason == "lost"
+        if st is not None and st.base is not None:
+            if not (short and st.bridge.gap(g.n_samples)):
+                out += self._emg_events(g.device, st, st.detector.finish())
+                st.detector.reset()
+                st.base = g.first_sample + g.n_samples
+                st.bridge.reset()
+        elif g.stream in dev.imu:
+            if not (short and dev.imu_bridge.gap(g.n_samples)) and dev.stance is not None:
+                # The stance test cannot time across a long hole: stop it honestly.
+                out += self._end_stance(dev, g.device, "link gap of "
+                                        f"{g.n_samples / rate:.2f} s during the stance test")
+                dev.imu_bridge.reset()
         return out
 
     def _device_event(self, dev: _DeviceState, e: DeviceEvent) -> list:
@@ -307,11 +340,12 @@ class Session:
         self._timeline(dev, c)
         test = dev.stance
         if test is None:
+            dev.imu_bridge.block(c.samples)  # keep the bridge's last sample current
             return []
         if dev.stance_base is None:
             dev.stance_base = c.first_sample  # the test's sample 0
         out = []
-        for ev in test.process(c.samples):
+        for ev in test.process(dev.imu_bridge.block(c.samples)):
             t = (dev.stance_base + ev.sample) / c.rate
             out.append(BalanceEvent(c.device, dev.stance_leg, t, ev))
         if test.result is not None:  # countdown over: the trial is decided
@@ -331,14 +365,14 @@ class Session:
         dev.stance_base = None
         return []
 
-    def _end_stance(self, dev, device) -> list:
-        """The protocol moved on before the countdown ended: record what we have."""
+    def _end_stance(self, dev, device, why: str = "the protocol moved on") -> list:
+        """The test stopped before its countdown ended: record that it has no result."""
         if dev.stance is None:
             return []
         dev.stance_results.append((dev.stance_leg, dev.stance.result))
         dev.stance = None
-        return [LinkEvent(device, "info", 0.0, f"{dev.stance_leg}-leg stance test ended "
-                          "before its countdown (no result)")]
+        return [LinkEvent(device, "info", dev.latest, f"{dev.stance_leg}-leg stance test "
+                          f"ended before its countdown ({why}): no result")]
 
     # ------------------------------------------------------------------ end
     def finish(self) -> list:
