@@ -149,6 +149,25 @@ async def test_bit_errors_and_drops_over_ble(bus):
     assert lost > 0 and wearable.dropped_packets > 0
 
 
+async def test_lost_notifications_are_seen_by_their_counter(bus):
+    # Small MTU: frames span several notifications, so one lost notification
+    # costs the frames it touched, which the host reports as gaps.
+    async with FakeBluez(bus.address) as bz:
+        wearable = VirtualWearable(make_signals(2.0, seed=6))
+        dev = bz.add_wearable(wearable, speed=3.0, mtu=64, notification_loss=0.01, seed=5)
+        col = Collected()
+        async with bopen(f"ble://{dev.address}", scan_timeout=2, handshake_timeout=3) as conn:
+            await _collect_until_finished(conn, col, wearable)
+    d = conn.stats["decoder"]
+    assert dev.notifications_dropped > 0
+    # Every dropped notification after the handshake is counted by the host.
+    assert 0 < d["notifications_lost"] <= dev.notifications_dropped
+    assert d["resyncs"] >= 1
+    lost = sum(check_integrity(col, wearable, s, allow_loss=True)["lost"]
+               for s in (EMG_STREAM, IMU_STREAM))
+    assert lost > 0
+
+
 async def test_two_wearables_on_one_loop(bus):
     async with FakeBluez(bus.address) as bz:
         ws = [VirtualWearable(make_signals(1.5, seed=i), name=f"pod{i}") for i in range(2)]

@@ -30,6 +30,7 @@ Typical use (tests, ``glutebridge simulate --serve ble``)::
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import subprocess
 import tempfile
@@ -395,8 +396,14 @@ class FakeDevice:
 
     def __init__(self, owner: "FakeBluez", wearable: VirtualWearable, address: str, *,
                  rssi: int, mtu: int, speed: float, tick: float,
-                 command_flags: tuple[str, ...] = ("write", "write-without-response")) -> None:
+                 command_flags: tuple[str, ...] = ("write", "write-without-response"),
+                 notification_loss: float = 0.0, seed: int = 0) -> None:
         self.owner = owner
+        # Notifications lost on the host side (the BlueZ D-Bus path under load):
+        # the counter byte lets the host see the hole.
+        self.notification_loss = notification_loss
+        self._rng = random.Random(seed)
+        self.notifications_dropped = 0
         self.wearable = wearable
         self.address = address.upper()
         self.name = wearable.name
@@ -498,6 +505,9 @@ class FakeDevice:
             self.bytes_lost += len(framed)
             return
         for note in self._packer.push(framed):
+            if self.notification_loss and self._rng.random() < self.notification_loss:
+                self.notifications_dropped += 1
+                continue
             self.data_char.value = note
             self.data_char.emit_properties_changed({"Value": note})
             self.notifications_sent += 1
@@ -573,13 +583,15 @@ class FakeBluez:
                      rssi: int = -55, mtu: int = 247, speed: float = 1.0,
                      tick: float = 0.005,
                      command_flags: tuple[str, ...] = ("write", "write-without-response"),
-                     ) -> FakeDevice:
+                     notification_loss: float = 0.0, seed: int = 0) -> FakeDevice:
         """Expose a virtual wearable.  ``mtu`` is the negotiated ATT MTU (23-517);
-        ``command_flags`` the GATT properties of the command characteristic."""
+        ``command_flags`` the GATT properties of the command characteristic;
+        ``notification_loss`` the chance that a notification never reaches the host."""
         if address is None:
             address = "C0:FF:EE:00:00:%02X" % (len(self.devices) + 1)
         dev = FakeDevice(self, wearable, address, rssi=rssi, mtu=mtu, speed=speed, tick=tick,
-                         command_flags=command_flags)
+                         command_flags=command_flags, notification_loss=notification_loss,
+                         seed=seed)
         if dev.address in self.devices:
             raise ValueError(f"a device with address {dev.address} exists already")
         self.devices[dev.address] = dev
