@@ -124,17 +124,10 @@ emg_chain_body(emg_chain_t *ch, const double *restrict x, ptrdiff_t n,
 typedef double emg_v4 __attribute__((vector_size(32)));
 typedef long long emg_v4i __attribute__((vector_size(32)));
 
-static inline __attribute__((always_inline)) emg_v4 emg_ld4(const double *p)
-{
-    emg_v4 r;
-    memcpy(&r, p, sizeof r);
-    return r;
-}
-
-static inline __attribute__((always_inline)) void emg_st4(double *p, emg_v4 v)
-{
-    memcpy(p, &v, sizeof v);
-}
+/* unaligned vector load/store (macros, not functions: a vector return value
+   would trip GCC's -Wpsabi note in the baseline clone) */
+#define EMG_LD4(dst, p) memcpy(&(dst), (p), sizeof(emg_v4))
+#define EMG_ST4(p, v) memcpy((p), &(v), sizeof(emg_v4))
 
 static inline __attribute__((always_inline)) void
 emg_biquads_v(const double *sos, double *restrict zs, ptrdiff_t ns, ptrdiff_t nc,
@@ -149,10 +142,15 @@ emg_biquads_v(const double *sos, double *restrict zs, ptrdiff_t ns, ptrdiff_t nc
         double *z0 = zs + 2 * s * nc;
         double *z1 = z0 + nc;
         for (ptrdiff_t g = 0; g < nv; g++) {
+            emg_v4 w0, w1;
+            EMG_LD4(w0, z0 + 4 * g);
+            EMG_LD4(w1, z1 + 4 * g);
             const emg_v4 x = v[g];
-            const emg_v4 y = b0 * x + emg_ld4(z0 + 4 * g);
-            emg_st4(z0 + 4 * g, (b1 * x + emg_ld4(z1 + 4 * g)) - a1 * y);
-            emg_st4(z1 + 4 * g, b2 * x - a2 * y);
+            const emg_v4 y = b0 * x + w0;
+            w0 = (b1 * x + w1) - a1 * y;
+            w1 = b2 * x - a2 * y;
+            EMG_ST4(z0 + 4 * g, w0);
+            EMG_ST4(z1 + 4 * g, w1);
             v[g] = y;
         }
     }
@@ -168,18 +166,18 @@ emg_chain_vec(emg_chain_t *ch, const double *restrict x, ptrdiff_t n,
     emg_v4 v[4];
     for (ptrdiff_t i = 0; i < n; i++) {
         for (ptrdiff_t g = 0; g < nv; g++)
-            v[g] = emg_ld4(x + i * nc + 4 * g);
+            EMG_LD4(v[g], x + i * nc + 4 * g);
         emg_biquads_v(ch->sos, ch->zs, ch->ns, nc, v, nv);
         if (filt) {
             for (ptrdiff_t g = 0; g < nv; g++)
-                emg_st4(filt + i * nc + 4 * g, v[g]);
+                EMG_ST4(filt + i * nc + 4 * g, v[g]);
         }
         for (ptrdiff_t g = 0; g < nv; g++)
             v[g] = (emg_v4)((emg_v4i)v[g] & absmask);
         if (ch->env_mode == EMG_ENV_LOWPASS)
             emg_biquads_v(ch->esos, ch->ezs, ch->ne, nc, v, nv);
         for (ptrdiff_t g = 0; g < nv; g++)
-            emg_st4(env + i * nc + 4 * g, v[g]);
+            EMG_ST4(env + i * nc + 4 * g, v[g]);
     }
 }
 
