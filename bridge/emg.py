@@ -268,6 +268,10 @@ class SosFilter:
         self._chain.reset()
 
 
+def _to_samples(seconds: float, rate: float) -> int:
+    return max(1, int(round(seconds * rate)))
+
+
 def _channels(channels) -> int:
     if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1:
         raise ConfigError(f"channels must be an int >= 1, got {channels!r}")
@@ -302,15 +306,25 @@ class EmgFilter:
     ):
         self.channels = _channels(channels)
         self.rate = _positive("rate", rate)
+        self._config = dict(band=band, order=order, notch=notch, notch_harmonics=notch_harmonics,
+                            notch_q=notch_q, envelope=envelope, envelope_cutoff=envelope_cutoff,
+                            rms_window=rms_window, tkeo=tkeo, prime=prime)
         self.sos = design_chain(self.rate, band, order, notch, notch_harmonics, notch_q)
         self.envelope_sos, self.rms_samples = _envelope_design(
             self.rate, envelope, envelope_cutoff, rms_window)
         self.envelope = envelope
         self.tkeo = bool(tkeo)
+        self._chain = self._new_chain()
+
+    def _new_chain(self):
         zi = np.ascontiguousarray(signal.sosfilt_zi(self.sos))
-        self._chain = _emg._Chain(
-            self.channels, self.sos, zi, int(bool(prime)), int(self.tkeo),
-            _ENV_MODES[envelope], self.envelope_sos, self.rms_samples)
+        return _emg._Chain(
+            self.channels, self.sos, zi, int(bool(self._config["prime"])), int(self.tkeo),
+            _ENV_MODES[self.envelope], self.envelope_sos, self.rms_samples)
+
+    def fresh(self) -> "EmgFilter":
+        """A new filter with the same configuration and empty state."""
+        return EmgFilter(self.channels, self.rate, **self._config)
 
     def process(self, block, filtered: bool = False):
         x = _as_block(block, self.channels)
@@ -414,17 +428,22 @@ class ContractionDetector:
             raise ConfigError(f"nonfinite must be 'raise' or 'hold', got {nonfinite!r}")
         if not 0 < baseline_quiet <= 1:
             raise ConfigError(f"baseline_quiet must be in (0, 1], got {baseline_quiet!r}")
-        if min_gap < 0:
-            raise ConfigError(f"min_gap must be >= 0 s, got {min_gap!r}")
+        if not (isinstance(min_gap, (int, float)) and math.isfinite(min_gap) and min_gap >= 0):
+            raise ConfigError(f"min_gap must be a finite number >= 0 s, got {min_gap!r}")
+        if not (isinstance(off_fraction, (int, float)) and 0 <= off_fraction < 1):
+            raise ConfigError(f"off_fraction must be in [0, 1), got {off_fraction!r}")
+        if not (isinstance(min_ratio, (int, float)) and math.isfinite(min_ratio) and min_ratio >= 0):
+            raise ConfigError(f"min_ratio must be a finite number >= 0, got {min_ratio!r}")
         r = self.rate
-        self._samples = lambda s: max(1, int(round(s * r)))
-        win = self._samples(_positive("baseline_window", baseline_window))
+        win = _to_samples(_positive("baseline_window", baseline_window), r)
         hist = max(1, int(round(_positive("baseline_history", baseline_history) / (win / r))))
         self.params = dict(
             k_on=float(k_on), k_off=float(k_off), k_refine=float(k_refine),
             min_on=float(_positive("min_on", min_on)),
             min_length=float(_positive("min_length", min_length)),
             min_gap=float(min_gap), baseline_window=win / r, baseline_history=hist * win / r,
+            baseline_quiet=float(baseline_quiet), off_fraction=float(off_fraction),
+            min_ratio=float(min_ratio), delay_compensation=bool(delay_compensation),
             nonfinite=nonfinite)
         # DC group delay of the envelope smoother, in samples: the onset is
         # moved back by it (2nd-order Butterworth: sqrt(2) / (2 pi fc)).
@@ -434,13 +453,9 @@ class ContractionDetector:
             self.envelope_delay = (self.filter.rms_samples - 1) // 2
         else:
             self.envelope_delay = 0
-        chain = _emg._Chain(
-            self.channels, self.filter.sos, np.ascontiguousarray(signal.sosfilt_zi(self.filter.sos)),
-            1, int(self.filter.tkeo), _ENV_MODES[self.filter.envelope],
-            self.filter.envelope_sos, self.filter.rms_samples)
         self._core = _emg._Detector(
-            chain, self.channels, float(k_on), float(k_off), float(k_refine),
-            self._samples(min_on), self._samples(min_length),
+            self.filter._new_chain(), self.channels, float(k_on), float(k_off), float(k_refine),
+            _to_samples(min_on, r), _to_samples(min_length, r),
             int(round(min_gap * r)), win, hist, float(baseline_quiet),
             self.envelope_delay if delay_compensation else 0, float(off_fraction),
             float(min_ratio), nonfinite == "hold")
@@ -451,13 +466,7 @@ class ContractionDetector:
         x = _as_block(block, self.channels, what)
         if not np.isfinite(x).all():
             raise SignalError(f"{what} holds NaN/inf samples; clean it before calibrating")
-        f = EmgFilter.__new__(EmgFilter)
-        f.__dict__.update(self.filter.__dict__)
-        f._chain = _emg._Chain(
-            self.channels, self.filter.sos, np.ascontiguousarray(signal.sosfilt_zi(self.filter.sos)),
-            1, int(self.filter.tkeo), _ENV_MODES[self.filter.envelope],
-            self.filter.envelope_sos, self.filter.rms_samples)
-        env = f.process(x)
+        env = self.filter.fresh().process(x)
         # Skip the envelope's start-up (it rises from 0) when there is room.
         skip = int(round(0.25 * self.rate))
         if len(env) >= 2 * skip + int(0.25 * self.rate):

@@ -33,7 +33,7 @@ def reference_events(env, det: ContractionDetector, rest=None):
     min_gap = int(round(p["min_gap"] * r))
     win = max(1, int(round(p["baseline_window"] * r)))
     hist_cap = int(round(p["baseline_history"] / (win / r)))
-    quiet, off_frac, min_ratio = 0.25, 0.4, 0.0
+    quiet, off_frac, min_ratio = p["baseline_quiet"], p["off_fraction"], p["min_ratio"]
     comp = det.envelope_delay
     n, nc = env.shape
     auto = rest is None
@@ -362,6 +362,7 @@ def test_input_conversion_and_errors():
     dict(rate=0.0), dict(rate=-1.0), dict(rate=float("inf")), dict(k_on=1.0, k_off=2.0),
     dict(k_refine=3.0), dict(nonfinite="ignore"), dict(min_gap=-1.0), dict(min_on=0.0),
     dict(baseline_quiet=0.0), dict(baseline_window=-1.0), dict(k_on=float("nan")),
+    dict(off_fraction=1.0), dict(min_ratio=-1.0), dict(min_gap=float("nan")),
 ])
 def test_bad_config(kwargs):
     args = dict(rate=RATE)
