@@ -8,6 +8,7 @@ sample at a time and all decisions depend on the global sample index only).
 Validation, defaults and filter design live in ``bridge/balance/``; this
 module trusts its inputs apart from checks that would otherwise crash.
 """
+cimport cython
 from libc.stdlib cimport calloc, free
 from libc.math cimport sqrt, fabs, NAN
 
@@ -262,6 +263,7 @@ cdef enum:
     N_EVF = 5          # fields per event record
 
 
+@cython.final
 cdef class StanceCore:
     """Tilt filter + 4th-order low-pass + stance state machine, per sample.
 
@@ -276,6 +278,7 @@ cdef class StanceCore:
     cdef double* ring           # lean deviation history, for the retro lift-off estimate
     cdef double* ring_r         # high-passed |a| history, to time soft touchdowns
     cdef Py_ssize_t ring_n
+    cdef Py_ssize_t pos         # == i % ring_n, kept incrementally (no division per sample)
     # parameters (samples / sin units / g)
     cdef double side, lean_alpha, norm_alpha, base_alpha, pd_alpha, r_alpha
     cdef double soft_imp_min, soft_imp_k
@@ -344,6 +347,7 @@ cdef class StanceCore:
         _load_tilt(&self.tilt, m, rate, g, lo, hi)
         _load_sos(&self.sos, sos, zi)
         self.i = 0
+        self.pos = 0
         self.state = S_BASELINE
         self.trigger = 0
         self.started = 0
@@ -451,8 +455,8 @@ cdef class StanceCore:
         self.norm_lp += self.norm_alpha * (o.norm - self.norm_lp)
         r = fabs(o.norm - self.norm_lp)  # high-passed |a|: impacts
         dev = self.lean_lp - self.base
-        self.ring[self.i % self.ring_n] = dev
-        self.ring_r[self.i % self.ring_n] = r
+        self.ring[self.pos] = dev
+        self.ring_r[self.pos] = r
 
         if self.trigger:
             self.trigger = 0
@@ -460,7 +464,7 @@ cdef class StanceCore:
                 # no baseline yet: judge the lean against the present one
                 self.base = self.lean_lp
                 dev = 0.0
-                self.ring[self.i % self.ring_n] = dev
+                self.ring[self.pos] = dev
             self.start_i = self.i
             self.exc_i = self.i
             self.settle_from = self.i
@@ -477,7 +481,7 @@ cdef class StanceCore:
             if self.i + 1 >= self.baseline_n:
                 self._calibrate()
                 dev = 0.0
-                self.ring[self.i % self.ring_n] = dev
+                self.ring[self.pos] = dev
                 self.state = S_ARMED
                 self.exc_i = -1
                 ne = self._emit(ev, ne, EV_BASELINE, self.i, self.base, 0.0)
@@ -551,6 +555,9 @@ cdef class StanceCore:
         out[2] = dev
         out[3] = self.state
         self.i += 1
+        self.pos += 1
+        if self.pos == self.ring_n:
+            self.pos = 0
         return ne
 
     cdef Py_ssize_t _soft_touchdown(self, double[:, ::1] ev, Py_ssize_t ne) noexcept nogil:

@@ -29,6 +29,7 @@ events do not depend on how the stream is cut into blocks.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -200,7 +201,7 @@ class SingleLegStanceTest:
     def reset(self) -> None:
         """Forget everything; the next sample is t = 0 (subject on both feet)."""
         self._core.reset()
-        self._blocks: list[np.ndarray] = []  # low-passed ap/ml since _blocks_from
+        self._blocks: deque[np.ndarray] = deque()  # low-passed ap/ml since _blocks_from
         self._blocks_from = 0
         self._kept = 0
         self._start_sample: int | None = None
@@ -255,7 +256,7 @@ class SingleLegStanceTest:
             while self._blocks and self._kept - self._blocks[0].shape[0] >= keep:
                 self._kept -= self._blocks[0].shape[0]
                 self._blocks_from += self._blocks[0].shape[0]
-                self._blocks.pop(0)
+                self._blocks.popleft()
 
     def _event(self, row):
         kind, sample, v1, v2, decided = int(row[0]), int(row[1]), row[2], row[3], int(row[4])
@@ -298,7 +299,7 @@ class SingleLegStanceTest:
         segs = [(a, end if b is None or b > end else b) for a, b in self._segments]
         flags = set(self._flags)
         sway = None
-        apml = np.concatenate(self._blocks) if self._blocks else np.empty((0, 2))
+        apml = np.concatenate(list(self._blocks)) if self._blocks else np.empty((0, 2))
         lo, hi = s0 - self._blocks_from, first_end - self._blocks_from
         seg = apml[max(lo, 0):max(hi, 0)]
         if seg.shape[0] < max(MIN_SAMPLES, int(r)):
@@ -311,7 +312,7 @@ class SingleLegStanceTest:
             else:
                 if sway.rms < NO_SWAY_RMS:
                     flags.add("no_sway")
-        self._blocks = []
+        self._blocks = deque()
         return StanceResult(
             leg=self.leg, goal=self.duration,
             time_achieved=min((first_end - s0) / r, self.duration),
