@@ -374,7 +374,8 @@ class ContractionDetector:
         the contraction's own mean envelope when that is higher than the
         baseline one (muscles rarely relax fully between fast reps).
     ``min_ratio``: the onset threshold is at least ``min_ratio`` x the
-        baseline mean (0 = off).
+        baseline mean (default 2.5; 0 = off).  On very clean channels the
+        SD is tiny and mean + k_on * SD alone would fire on slight tone.
     ``delay_compensation``: move refined onsets back by the envelope
         smoother's DC group delay (default True).
     ``nonfinite``: "raise" (default) or "hold", see the module docstring.
@@ -409,7 +410,7 @@ class ContractionDetector:
         baseline_quiet: float = 0.25,
         delay_compensation: bool = True,
         off_fraction: float = 0.4,
-        min_ratio: float = 0.0,
+        min_ratio: float = 2.5,
         nonfinite: str = "raise",
     ):
         self.filter = EmgFilter(
