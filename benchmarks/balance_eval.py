@@ -29,7 +29,7 @@ MATCH_S = 0.5  # a detection within 0.5 s of a true touchdown counts as that tou
 GOAL = 30.0
 
 
-def make_trial(rng, k):
+def make_trial(rng, k, stress=False):
     rate = float(rng.choice([100.0, 200.0, 200.0, 500.0]))
     lift = float(rng.uniform(2.0, 4.0))
     n_td = int(rng.choice([0, 1, 1, 2]))
@@ -40,11 +40,13 @@ def make_trial(rng, k):
             break
         tds.append(t)
         t += 2.0 + 0.5  # relift_after + shift_s: next lift-off
-    soft = (k % 6) == 5
+    soft = (k % 6) == 5 if not stress else (k % 2) == 1
     impact = rng.uniform(0.03, 0.1, size=len(tds)) if soft else None
+    scale = float(rng.uniform(0.7, 1.5)) if not stress else float(rng.uniform(1.2, 2.2))
+    lean = None if not stress else float(rng.uniform(2.5, 4.0))
     kw = dict(rate=rate, duration=lift + GOAL + 3.0, leg=str(rng.choice(["left", "right"])),
               touchdowns=tds, eyes=str(rng.choice(["open", "closed"])), seed=int(rng.integers(1 << 30)),
-              lift_off=lift, impact_g=impact, sway_scale=float(rng.uniform(0.7, 1.5)),
+              lift_off=lift, impact_g=impact, sway_scale=scale, lean_deg=lean,
               quantize=True, sensor_tilt_deg=(float(rng.uniform(-15, 15)), float(rng.uniform(-5, 5))))
     return kw
 
@@ -70,13 +72,13 @@ def run_trial(kw, rng, operator=False):
     return truth, events, test.result
 
 
-def evaluate(n_trials, seed, operator=False):
+def evaluate(n_trials, seed, operator=False, stress=False):
     rng = np.random.default_rng(seed)
     td_err, start_err, dur_err, ach_err = [], [], [], []
     n_true = n_found = n_false = 0
     missed_starts = 0
     for k in range(n_trials):
-        kw = make_trial(rng, k)
+        kw = make_trial(rng, k, stress)
         truth, events, result = run_trial(kw, np.random.default_rng([seed, k]), operator)
         starts = [e for e in events if isinstance(e, StanceStarted)]
         tds = [e for e in events if isinstance(e, Touchdown)]
@@ -123,11 +125,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=120)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stress", action="store_true",
+                    help="harder trials: sway x1.2-2.2, lean only 2.5-4 deg, half soft touchdowns")
     args = ap.parse_args()
     for operator in (False, True):
         t = time.perf_counter()
-        r = evaluate(args.trials, args.seed, operator)
+        r = evaluate(args.trials, args.seed, operator, args.stress)
         mode = "operator start (start() at true lift-off)" if operator else "automatic start"
+        mode += " [stress]" if args.stress else ""
         print(f"\n## {mode}: {r['trials']} simulated trials, {time.perf_counter() - t:.1f} s")
         print(f"touchdowns: {r['n_true']} true, {r['n_found']} found, recall "
               f"{r['n_found'] / max(r['n_true'], 1):.3f}; false touchdowns {r['n_false']} "

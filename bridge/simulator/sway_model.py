@@ -139,7 +139,7 @@ def simulate_stance(rate: float = 200.0, duration: float = 40.0, leg: str = "lef
                     noise_g: float = 0.003, noise_dps: float = 0.2,
                     quantize: bool = False, acc_range_g: float = 8.0,
                     gyro_range_dps: float = 2000.0, sway_scale: float = 1.0,
-                    gyro_bias_dps=None):
+                    gyro_bias_dps=None, lean_deg=None):
     """Simulate a pelvis IMU during quiet or single-leg stance.
 
     Parameters
@@ -153,6 +153,7 @@ def simulate_stance(rate: float = 200.0, duration: float = 40.0, leg: str = "lef
     quantize : emulate int16 counts (+-acc_range_g, +-gyro_range_dps) with clipping.
     sway_scale : multiplies the sway noise (amplitude variation between people).
     gyro_bias_dps : constant gyro bias per sensor axis; default random N(0, 0.5) deg/s.
+    lean_deg : trunk lean toward the stance leg on one leg; default random 3-6 deg.
 
     Returns ``(imu, truth)``: imu is (n, 6) float64 acc xyz [g] + gyro xyz [deg/s].
     """
@@ -195,7 +196,7 @@ def simulate_stance(rate: float = 200.0, duration: float = 40.0, leg: str = "lef
     shift = np.zeros(n_f)  # 0 = both feet, 1 = weight fully over stance leg
     loss = np.zeros(n_f)  # loss-of-balance lean toward the swing side, rad
     d_amp = rng.uniform(0.08, 0.12)
-    lean_amp = np.radians(rng.uniform(3.0, 6.0))
+    lean_amp = np.radians(rng.uniform(3.0, 6.0) if lean_deg is None else lean_deg)
     for (a, b), on in zip(segs, onsets):
         single[(t_f >= a) & (t_f < b)] = 1.0
         up = _min_jerk((t_f - on) / shift_s)
