@@ -10,7 +10,7 @@ module trusts its inputs apart from checks that would otherwise crash.
 """
 cimport cython
 from libc.stdlib cimport calloc, free
-from libc.math cimport sqrt, fabs, NAN
+from libc.math cimport sqrt, fabs, isfinite, NAN
 
 include "_sway_kernels.pxi"
 
@@ -47,6 +47,25 @@ cdef void _load_sos(SosState* s, sos, zi):
         s.zi[j][1] = float(zi[j][1])
     s.ready[0] = 0
     s.ready[1] = 0
+
+
+cdef Py_ssize_t _first_nonfinite(const double[:, ::1] x, Py_ssize_t ncols) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in range(x.shape[0]):
+        for j in range(ncols):
+            if not isfinite(x[i, j]):
+                return i
+    return -1
+
+
+def first_nonfinite(const double[:, ::1] x, Py_ssize_t ncols):
+    """Row index of the first NaN/inf in the first ``ncols`` columns, or -1."""
+    cdef Py_ssize_t r
+    if ncols > x.shape[1]:
+        ncols = x.shape[1]
+    with nogil:
+        r = _first_nonfinite(x, ncols)
+    return r
 
 
 cdef class TiltFilter:

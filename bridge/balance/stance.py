@@ -231,24 +231,26 @@ class SingleLegStanceTest:
         n = imu.shape[0]
         out = np.empty((n, 4))
         ev = np.empty((n // 8 + 8, 5))
-        clip0, sat0 = self._core.n_acc_clip, self._core.n_gyro_sat
-        i0 = self._core.samples_seen
-        ne = self._core.process(imu, out, ev)
+        core = self._core
+        clip0, sat0 = core.n_acc_clip, core.n_gyro_sat
+        ne = core.process(imu, out, ev)
         if ne > ev.shape[0]:  # cannot happen with the sizing above; fail loudly if it does
             raise RuntimeError("event buffer overflow in the stance core")
-        if self._core.n_acc_clip > clip0 and self._result is None:
-            self._flags.add("acc_clipped")
-        if self._core.n_gyro_sat > sat0 and self._result is None:
-            self._flags.add("gyro_saturated")
-        self._keep(out[:, :2], i0)
+        if self._result is None:
+            if core.n_acc_clip > clip0:
+                self._flags.add("acc_clipped")
+            if core.n_gyro_sat > sat0:
+                self._flags.add("gyro_saturated")
+            self._keep(out)
+        if not ne:
+            return []
         return [e for e in (self._event(row) for row in ev[:ne]) if e is not None]
 
     # -- internals ---------------------------------------------------------
-    def _keep(self, apml: np.ndarray, i0: int) -> None:
-        if self._result is not None:
-            return
-        self._blocks.append(apml.copy())
-        self._kept += apml.shape[0]
+    def _keep(self, out: np.ndarray) -> None:
+        # `out` is fresh per block; keeping it whole is cheaper than copying columns
+        self._blocks.append(out)
+        self._kept += out.shape[0]
         if self._start_sample is None:
             # before the stance starts only the last few seconds can matter
             # (the start is placed up to ~1.5 s before it is decided)
@@ -299,7 +301,8 @@ class SingleLegStanceTest:
         segs = [(a, end if b is None or b > end else b) for a, b in self._segments]
         flags = set(self._flags)
         sway = None
-        apml = np.concatenate(list(self._blocks)) if self._blocks else np.empty((0, 2))
+        apml = (np.concatenate(list(self._blocks))[:, :2] if self._blocks
+                else np.empty((0, 2)))
         lo, hi = s0 - self._blocks_from, first_end - self._blocks_from
         seg = apml[max(lo, 0):max(hi, 0)]
         if seg.shape[0] < max(MIN_SAMPLES, int(r)):

@@ -62,15 +62,17 @@ class Mounting:
 
 def validate_imu_block(block) -> np.ndarray:
     """Return a C-contiguous float64 (n, 6|9) array or raise ConfigError/SignalError."""
-    a = np.asarray(block)
+    a = block
+    if not (type(a) is np.ndarray and a.dtype == np.float64 and a.flags.c_contiguous):
+        a = np.asarray(block)
+        if a.ndim == 2 and (not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a)):
+            raise ConfigError(f"IMU block must be real numbers, got dtype {a.dtype}")
     if a.ndim != 2 or a.shape[1] not in (6, 9):
         raise ConfigError(f"IMU block must be (n, 6) acc g + gyro deg/s, or (n, 9) with mag; "
                           f"got shape {a.shape}")
-    if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
-        raise ConfigError(f"IMU block must be real numbers, got dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.float64)
-    if a.size and not np.isfinite(a[:, :6]).all():
-        bad = int(np.argwhere(~np.isfinite(a[:, :6]))[0, 0])
+    bad = _sway.first_nonfinite(a, 6)
+    if bad >= 0:
         raise SignalError(f"IMU block has NaN/inf (first at row {bad}); drop or repair "
                           "those samples (a gap in the stream) before feeding them")
     return a
