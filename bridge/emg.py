@@ -376,6 +376,10 @@ class ContractionDetector:
     ``min_ratio``: the onset threshold is at least ``min_ratio`` x the
         baseline mean (default 2.5; 0 = off).  On very clean channels the
         SD is tiny and mean + k_on * SD alone would fire on slight tone.
+    ``extrapolate``: move the refined onset further back along the secant
+        from (last baseline sample, refine level) to (onset-threshold
+        crossing, onset level) down to the baseline mean; 1 = the full
+        secant (default), 0 = off.  Corrects the late bias of slow rises.
     ``delay_compensation``: move refined onsets back by the envelope
         smoother's DC group delay (default True).
     ``nonfinite``: "raise" (default) or "hold", see the module docstring.
@@ -411,6 +415,7 @@ class ContractionDetector:
         delay_compensation: bool = True,
         off_fraction: float = 0.4,
         min_ratio: float = 2.5,
+        extrapolate: float = 1.0,
         nonfinite: str = "raise",
     ):
         self.filter = EmgFilter(
@@ -433,6 +438,8 @@ class ContractionDetector:
             raise ConfigError(f"min_gap must be a finite number >= 0 s, got {min_gap!r}")
         if not (isinstance(off_fraction, (int, float)) and 0 <= off_fraction < 1):
             raise ConfigError(f"off_fraction must be in [0, 1), got {off_fraction!r}")
+        if not (isinstance(extrapolate, (int, float)) and 0 <= extrapolate <= 5):
+            raise ConfigError(f"extrapolate must be in [0, 5], got {extrapolate!r}")
         if not (isinstance(min_ratio, (int, float)) and math.isfinite(min_ratio) and min_ratio >= 0):
             raise ConfigError(f"min_ratio must be a finite number >= 0, got {min_ratio!r}")
         r = self.rate
@@ -445,6 +452,7 @@ class ContractionDetector:
             min_gap=float(min_gap), baseline_window=win / r, baseline_history=hist * win / r,
             baseline_quiet=float(baseline_quiet), off_fraction=float(off_fraction),
             min_ratio=float(min_ratio), delay_compensation=bool(delay_compensation),
+            extrapolate=float(extrapolate),
             nonfinite=nonfinite)
         # DC group delay of the envelope smoother, in samples: the onset is
         # moved back by it (2nd-order Butterworth: sqrt(2) / (2 pi fc)).
@@ -459,7 +467,7 @@ class ContractionDetector:
             _to_samples(min_on, r), _to_samples(min_length, r),
             int(round(min_gap * r)), win, hist, float(baseline_quiet),
             self.envelope_delay if delay_compensation else 0, float(off_fraction),
-            float(min_ratio), nonfinite == "hold")
+            float(min_ratio), float(extrapolate), nonfinite == "hold")
         self._mvc: np.ndarray | None = None
 
     # -- calibration ---------------------------------------------------------

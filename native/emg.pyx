@@ -36,7 +36,7 @@ cdef extern from "emg_detect.h" nogil:
     ctypedef struct emg_det_t:
         Py_ssize_t nc, min_on, min_len, min_gap, win, hist_cap, comp
         int autob
-        double k_on, k_off, k_ref, off_frac, min_ratio, quiet
+        double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap
         emg_chan_t* ch
         double* hmean
         double* hvar
@@ -81,7 +81,7 @@ cdef class _Detector:
                  double k_ref, Py_ssize_t min_on, Py_ssize_t min_len,
                  Py_ssize_t min_gap, Py_ssize_t window, Py_ssize_t history,
                  double quiet, Py_ssize_t delay_comp, double off_fraction,
-                 double min_ratio, bint hold_nonfinite):
+                 double min_ratio, double extrapolate, bint hold_nonfinite):
         if chain.nc != channels or channels < 1:
             raise ValueError("chain/channel mismatch")
         if window < 1 or history < 1 or min_on < 1 or min_len < 1 or min_gap < 0:
@@ -102,6 +102,7 @@ cdef class _Detector:
         self.d.comp = delay_comp if delay_comp > 0 else 0
         self.d.off_frac = off_fraction
         self.d.min_ratio = min_ratio
+        self.d.extrap = extrapolate
         self.d.autob = 1
         self.d.ch = <emg_chan_t*>calloc(channels, sizeof(emg_chan_t))
         self.d.hmean = <double*>calloc(channels * history, sizeof(double))

@@ -37,7 +37,7 @@ typedef struct {
 typedef struct {
     ptrdiff_t nc, min_on, min_len, min_gap, win, hist_cap, comp;
     int autob;
-    double k_on, k_off, k_ref, off_frac, min_ratio, quiet;
+    double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap;
     emg_chan_t *ch;      /* nc */
     double *hmean;       /* [nc][hist_cap] window means */
     double *hvar;        /* [nc][hist_cap] window variances */
@@ -179,6 +179,14 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                 if (s.onset_raw < s.last_off)
                     s.onset_raw = s.last_off;
                 s.onset = s.onset_raw - d->comp;
+                if (d->extrap > 0.0 && s.on_thr > s.ref_thr) {
+                    /* extend the secant from (last baseline sample, refine
+                       level) to (this crossing, onset level) back down to
+                       the baseline mean: a slow rise leaves the refine
+                       level late by that much */
+                    const double f = (s.ref_thr - s.mu) / (s.on_thr - s.ref_thr);
+                    s.onset -= (long long)(d->extrap * f * (double)(t - s.last_low) + 0.5);
+                }
                 if (s.onset < s.last_off)
                     s.onset = s.last_off;
                 if (s.onset < 0)

@@ -44,9 +44,11 @@ def reference_events(env, det: ContractionDetector, rest=None):
                  ws=0.0, wq=0.0, hm=[0.0] * hist_cap, hv=[0.0] * hist_cap)
         ch.append(s)
 
+    extrap = p["extrapolate"]
+
     def set_base(s, m, sd):
         sd = max(sd, 0.02 * m)
-        s.update(base=True, on=max(m + k_on * sd, min_ratio * m), off=m + k_off * sd,
+        s.update(base=True, mu=m, on=max(m + k_on * sd, min_ratio * m), off=m + k_off * sd,
                  ref=m + k_ref * sd)
 
     if not auto:
@@ -74,7 +76,11 @@ def reference_events(env, det: ContractionDetector, rest=None):
                 st_ = 1
                 s["above"] = 0
                 s["raw"] = max(s["last_low"] + 1, s["last_off"])
-                s["onset"] = max(s["raw"] - comp, s["last_off"], 0)
+                onset = s["raw"] - comp
+                if extrap > 0 and s["on"] > s["ref"]:
+                    f = (s["ref"] - s["mu"]) / (s["on"] - s["ref"])
+                    onset -= int(extrap * f * (t - s["last_low"]) + 0.5)
+                s["onset"] = max(onset, s["last_off"], 0)
             if st_ == 1:
                 if e > s["on"]:
                     s["above"] += 1
@@ -363,6 +369,7 @@ def test_input_conversion_and_errors():
     dict(k_refine=3.0), dict(nonfinite="ignore"), dict(min_gap=-1.0), dict(min_on=0.0),
     dict(baseline_quiet=0.0), dict(baseline_window=-1.0), dict(k_on=float("nan")),
     dict(off_fraction=1.0), dict(min_ratio=-1.0), dict(min_gap=float("nan")),
+    dict(extrapolate=-1.0),
 ])
 def test_bad_config(kwargs):
     args = dict(rate=RATE)
