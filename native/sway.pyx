@@ -599,7 +599,13 @@ cdef class StanceCore:
             while k > lo and self.ring_r[(k - 1) % self.ring_n] >= 0.5 * pk:
                 k -= 1
             return self._touchdown(ev, ne, k, pk, 2.0)
-        return self._touchdown(ev, ne, self.soft_i, 0.0, 0.0)
+        # No transient: the foot came down while the weight came back; take the
+        # last time the lean was still above half its stance level (the same
+        # level that confirms an impact).
+        k = self.soft_i
+        while k > lo and self.ring[(k - 1) % self.ring_n] < self.td_frac * self.pd:
+            k -= 1
+        return self._touchdown(ev, ne, k, 0.0, 0.0)
 
     cdef Py_ssize_t _touchdown(self, double[:, ::1] ev, Py_ssize_t ne, long long at,
                                double peak, double kind) noexcept nogil:

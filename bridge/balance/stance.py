@@ -76,7 +76,8 @@ class Touchdown:
     elapsed: float  # seconds since the (first) stance start
     stance_time: float  # length of this stance segment
     kind: str  # "impact", "soft_impact" (small transient found after the weight
-    # came back) or "weight_shift" (no transient: time the lean dropped)
+    # came back) or "weight_shift" (no transient: time the lean fell below half
+    # its stance level)
     impact_g: float  # peak of the high-passed |a| (0 for soft touchdowns)
     decided_t: float
 
@@ -195,7 +196,7 @@ class SingleLegStanceTest:
             1.0 - np.exp(-1.0 / (2.0 * r)),  # double-stance lean baseline follows drift, tau 2 s
             1.0 - np.exp(-1.0 / (3.0 * r)),  # stance lean level follows drift, tau 3 s
             1.0 - np.exp(-1.0 / (2.0 * r)),  # stance |a| noise power, tau 2 s
-            0.02, 6.0)  # soft touchdown transient: >= 0.02 g and >= 6x the stance noise RMS
+            0.02, 4.0)  # soft touchdown transient: >= 0.02 g and >= 4x the stance noise RMS
         self.reset()
 
     def reset(self) -> None:
