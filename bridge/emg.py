@@ -407,7 +407,7 @@ class ContractionDetector:
         k_off: float = 2.0,
         k_refine: float = 1.5,
         min_on: float = 0.03,
-        min_length: float = 0.2,
+        min_length: float = 0.15,
         min_gap: float = 0.15,
         baseline_window: float = 0.5,
         baseline_history: float = 30.0,
