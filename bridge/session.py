@@ -200,7 +200,10 @@ class Session:
     # --------------------------------------------------------------- intake
     def handle(self, item) -> list:
         """Process one stream item; return the events it produced."""
-        dev = self.devices.setdefault(getattr(item, "device", ""), _DeviceState())
+        name = getattr(item, "device", "")
+        dev = self.devices.get(name)
+        if dev is None:
+            dev = self.devices[name] = _DeviceState()
         if isinstance(item, SampleChunk):
             if item.kind == "emg":
                 return self._emg_chunk(dev, item)
