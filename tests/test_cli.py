@@ -170,3 +170,28 @@ def test_sigkill_while_recording_leaves_an_analysable_file(tmp_path):
     (dev,) = res["devices"].values()
     assert len(dev["contractions"]) >= 6  # the first bridge reps are in the file
     assert [p["phase"] for p in dev["phases"]][:2] == ["rest", "reps"]
+
+
+def test_guided_single_leg_test_with_the_scripted_virtual_client(tmp_path):
+    r = glutebridge("test", "single-leg", "sim://single-leg?speed=25", "--view", "lines",
+                    "--json", "sl.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = " ".join(r.stdout.split())
+    assert "right leg: 30.0 s of 30 s — goal met" in out
+    assert "left leg: 14.0 s of 30 s" in out and "left leg weaker" in out
+
+
+def test_calibrate_then_stream_with_the_profile(tmp_path):
+    r = glutebridge("calibrate", "sim://holds?speed=10", "--profile", "client-b",
+                    "--rest", "0.3", "--mvc", "0.6", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "profiles" / "client-b.npz").exists()
+    r = glutebridge("stream", "sim://holds?speed=20", "--profile", "client-b", "--view",
+                    "quiet", "--json", "out.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "out.json").read_text())
+    (dev,) = res["devices"].values()
+    pct = [c["pct_mvc"] for c in dev["contractions"]]
+    assert pct and all(p is not None and p > 0 for p in pct)
+    r = glutebridge("stream", "sim://holds", "--profile", "nobody", cwd=tmp_path)
+    assert r.returncode == 1 and "glutebridge calibrate" in r.stderr
