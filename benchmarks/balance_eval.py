@@ -45,9 +45,10 @@ def make_trial(rng, k, stress=False):
     scale = float(rng.uniform(0.7, 1.5)) if not stress else float(rng.uniform(1.2, 2.2))
     lean = None if not stress else float(rng.uniform(2.5, 4.0))
     kw = dict(rate=rate, duration=lift + GOAL + 3.0, leg=str(rng.choice(["left", "right"])),
-              touchdowns=tds, eyes=str(rng.choice(["open", "closed"])), seed=int(rng.integers(1 << 30)),
-              lift_off=lift, impact_g=impact, sway_scale=scale, lean_deg=lean,
-              quantize=True, sensor_tilt_deg=(float(rng.uniform(-15, 15)), float(rng.uniform(-5, 5))))
+              touchdowns=tds, eyes=str(rng.choice(["open", "closed"])),
+              seed=int(rng.integers(1 << 30)),
+              lift_off=lift, impact_g=impact, sway_scale=scale, lean_deg=lean, quantize=True,
+              sensor_tilt_deg=(float(rng.uniform(-15, 15)), float(rng.uniform(-5, 5))))
     return kw
 
 
@@ -138,7 +139,8 @@ def main():
               f"{r['n_found'] / max(r['n_true'], 1):.3f}; false touchdowns {r['n_false']} "
               f"= {20 * r['n_false'] / r['trials']:.2f} per 20 trials; trials without a "
               f"detected start: {r['missed_starts']}")
-        print("| error (|detected - true|)           | median   | p90      | max      | mean (signed) |")
+        print("| error (|detected - true|)           | median   | p90      | max      "
+              "| mean (signed) |")
         print("|------------------------------------|----------|----------|----------|----------|")
         print(_row("touchdown time [ms]", r["td"]))
         if not operator:

@@ -210,8 +210,6 @@ cdef class SwayWindow:
             old = &self.buf[4 * ((self.count + 1) % w)]
             self.sp -= old[2]
             self.sj -= old[3]
-        elif self.count >= 1:
-            pass
         self.buf[4 * pos] = a
         self.buf[4 * pos + 1] = m
         self.buf[4 * pos + 2] = inc_p
@@ -347,7 +345,7 @@ cdef class StanceCore:
         self.r_alpha = r_alpha
         self.soft_imp_min = soft_imp_min
         self.soft_imp_k = soft_imp_k
-        self.ring_n = back_n + confirm_n + plateau_n + soft_n + 8
+        self.ring_n = 2 * back_n + confirm_n + plateau_n + soft_n + 8
         free(self.ring)
         self.ring = <double*> calloc(self.ring_n, sizeof(double))
         free(self.ring_r)
@@ -581,9 +579,9 @@ cdef class StanceCore:
 
     cdef Py_ssize_t _soft_touchdown(self, double[:, ::1] ev, Py_ssize_t ne) noexcept nogil:
         # The weight came back without a clear impact.  Look for a small
-        # transient (well above the stance |a| noise) from back_n before the
-        # lean dropped until now; if there is one, that is when the foot landed.
-        cdef long long k, kpk = -1, lo = self.soft_i - self.back_n
+        # transient (well above the stance |a| noise) from 1.5 back_n before
+        # the lean dropped until now; if there is one, the foot landed then.
+        cdef long long k, kpk = -1, lo = self.soft_i - self.back_n - self.back_n // 2
         cdef double pk = 0.0, v
         if lo < self.i - self.ring_n + 1:
             lo = self.i - self.ring_n + 1

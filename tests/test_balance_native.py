@@ -51,7 +51,7 @@ def test_static_tilt_is_recovered_for_any_mounting(pitch, roll, axes):
     imu = static_imu(400, rot(np.radians(-roll), np.radians(pitch), 0.7), s_mat=s_mat)
     m = Mounting(*axes)
     out = ImuSway(200.0, mounting=m).process(imu)
-    # forward lean = pitch; left lean = -roll -> tilt_ml_deg = roll_left = asin(sin(roll) cos(pitch))
+    # forward lean = pitch; left lean = -roll -> tilt_ml_deg = asin(sin(left) cos(pitch))
     exp_ml = np.degrees(np.arcsin(np.sin(np.radians(roll)) * np.cos(np.radians(pitch))))
     assert out[-1, 3] == pytest.approx(pitch, abs=1e-6)
     assert out[-1, 4] == pytest.approx(exp_ml, abs=1e-6)

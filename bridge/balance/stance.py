@@ -36,7 +36,7 @@ import numpy as np
 
 from bridge import _sway
 from bridge.balance.metrics import MIN_SAMPLES, SwayMetrics, sway_metrics
-from bridge.balance.stream import (G, Mounting, _check_rate, design_lowpass, tilt_gain,
+from bridge.balance.stream import (Mounting, _check_rate, design_lowpass, tilt_gain,
                                    validate_imu_block)
 from bridge.errors import ConfigError, SignalError
 
@@ -196,7 +196,7 @@ class SingleLegStanceTest:
             1.0 - np.exp(-1.0 / (2.0 * r)),  # double-stance lean baseline follows drift, tau 2 s
             1.0 - np.exp(-1.0 / (3.0 * r)),  # stance lean level follows drift, tau 3 s
             1.0 - np.exp(-1.0 / (2.0 * r)),  # stance |a| noise power, tau 2 s
-            0.02, 4.0)  # soft touchdown transient: >= 0.02 g and >= 4x the stance noise RMS
+            0.01, 4.0)  # soft touchdown transient: >= 0.01 g and >= 4x the stance noise RMS
         self.reset()
 
     def reset(self) -> None:
@@ -333,5 +333,3 @@ def run_offline(imu, rate: float, **kw) -> tuple[list, StanceResult | None]:
     events = test.process(imu)
     return events, test.result
 
-
-G_UNITS = G  # re-exported for users converting g <-> m/s^2

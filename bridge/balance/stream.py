@@ -94,7 +94,8 @@ def _check_rate(rate) -> float:
 def design_lowpass(rate: float, cutoff_hz: float, order: int = 4):
     """Butterworth low-pass SOS and its unit-step steady state (for the native cascade)."""
     if not 0 < cutoff_hz < rate / 2:
-        raise ConfigError(f"low-pass cutoff must be in (0, rate/2 = {rate / 2}) Hz, got {cutoff_hz}")
+        raise ConfigError(f"low-pass cutoff must be in (0, rate/2 = {rate / 2}) Hz, "
+                          f"got {cutoff_hz}")
     sos = _sig.butter(order, cutoff_hz, fs=rate, output="sos")
     return sos, _sig.sosfilt_zi(sos)
 

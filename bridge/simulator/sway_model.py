@@ -214,7 +214,6 @@ def simulate_stance(rate: float = 200.0, duration: float = 40.0, leg: str = "lef
     ec = 1.6 if eyes == "closed" else 1.0
     thetas = {}
     for axis in ("ap", "ml"):
-        kd_arr, kp_arr, nz = [], [], []
         p_d, p_s = _PARAMS[("double", axis)], _PARAMS[("single", axis)]
         kp_arr = p_d[0] + (p_s[0] - p_d[0]) * single
         kd_arr = p_d[1] + (p_s[1] - p_d[1]) * single
