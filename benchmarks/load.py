@@ -6,7 +6,9 @@ wearables run in a child process (``bridge.simulator.serve``) and this
 process only does the host side: TCP -> decoder -> StreamAssembler -> queue
 -> consumer, plus ``bridge.emg.ContractionDetector`` on every EMG chunk when
 it is importable.  With ``--transport sim`` the wearables run in-process
-(one loop does both sides: a pessimistic figure).
+(one loop does both sides: a pessimistic figure).  With ``--transport ble``
+they sit behind the fake BlueZ (private dbus-daemon) in a child process and
+this process runs unmodified bleak: the cost of the D-Bus notification path.
 
 Printed per N: host CPU (% of one core, process time / wall time), the
 fraction of real time delivered, and latency from bytes received to chunk
@@ -75,6 +77,24 @@ asyncio.run(main())
 """
 
 
+CHILD_BLE = r"""
+import asyncio, json, sys
+sys.path.insert(0, sys.argv[1])
+from benchmarks.load import make_signals
+from bridge.simulator.device import VirtualWearable
+from bridge.simulator.fake_bluez import FakeBluez
+n, seconds, address = int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+async def main(address):
+    async with FakeBluez(address) as bz:
+        devs = [bz.add_wearable(VirtualWearable(make_signals(seconds, i), name=f"pod{i}"))
+                for i in range(n)]
+        print(json.dumps({"bus": address, "urls": [f"ble://{d.address}" for d in devs]}),
+              flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+asyncio.run(main(address))
+"""
+
+
 async def consume(conns_iter, n: int, seconds: float, detect: bool):
     detectors = {}
     lat_chunk: list[float] = []
@@ -86,8 +106,11 @@ async def consume(conns_iter, n: int, seconds: float, detect: bool):
     warm = t0 + 1.0  # skip handshake / first-bin clock effects
     cpu_warm = None
     t_warm = None
+    expected = int(seconds * 2000) // 16 * 16 * n  # whole 16-sample blocks per device
     async for label, item, arrival in conns_iter:
         now = time.monotonic()
+        if now - t0 > seconds + 10:
+            break  # something stalled: report what arrived
         if cpu_warm is None and now >= warm:
             cpu_warm, t_warm = time.process_time(), now
         if not isinstance(item, SampleChunk):
@@ -104,6 +127,8 @@ async def consume(conns_iter, n: int, seconds: float, detect: bool):
                 events += len(out) if out is not None else 0
                 if arrival is not None and now >= warm:
                     lat_detect.append(time.monotonic() - arrival)
+            if samples >= expected:
+                break  # every device has played its signal
     t1 = time.monotonic()
     cpu1 = time.process_time()
     if cpu_warm is None:
@@ -133,7 +158,11 @@ async def _merge(conns: dict[str, Connection]):
     live = len(tasks)
     try:
         while live:
-            x = await queue.get()
+            try:
+                x = await asyncio.wait_for(queue.get(), 1.0)
+            except asyncio.TimeoutError:
+                yield None, None, None  # a tick, so the consumer can give up on a stall
+                continue
             if x is done:
                 live -= 1
                 continue
@@ -161,6 +190,29 @@ async def run_tcp(n: int, seconds: float, detect: bool) -> dict:
         child.wait(10)
 
 
+async def run_ble(n: int, seconds: float, detect: bool) -> dict:
+    # One private dbus-daemon for all runs (started in main); bleak finds it
+    # through DBUS_SYSTEM_BUS_ADDRESS.
+    child = subprocess.Popen([sys.executable, "-c", CHILD_BLE, str(ROOT), str(n), str(seconds),
+                              os.environ["DBUS_SYSTEM_BUS_ADDRESS"]],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        meta = json.loads(child.stdout.readline())
+        conns = {f"dev{i}": Connection(make_transport(u, scan_timeout=5), device=f"dev{i}",
+                                       reconnect=False)
+                 for i, u in enumerate(meta["urls"])}
+        await asyncio.gather(*(c.open() for c in conns.values()))
+        try:
+            res = await consume(_merge(conns), n, seconds, detect)
+        finally:
+            await asyncio.gather(*(c.close() for c in conns.values()), return_exceptions=True)
+        res["stats"] = {k: c.stats for k, c in conns.items()}
+        return res
+    finally:
+        child.stdin.close()
+        child.wait(15)
+
+
 async def run_sim(n: int, seconds: float, detect: bool) -> dict:
     conns = {f"dev{i}": Connection(SimTransport(VirtualWearable(make_signals(seconds, i)),
                                                 url=f"sim://dev{i}"), device=f"dev{i}")
@@ -178,7 +230,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, action="append", help="devices (repeatable)")
     ap.add_argument("-d", "--duration", type=float, default=10.0, help="seconds per run")
-    ap.add_argument("--transport", choices=("tcp", "sim"), default="tcp")
+    ap.add_argument("--transport", choices=("tcp", "sim", "ble"), default="tcp",
+                    help="ble: fake BlueZ in a child process (needs dbus-daemon)")
     ap.add_argument("--no-detector", action="store_true")
     args = ap.parse_args()
     ns = args.n or [1, 4, 8, 16]
@@ -188,8 +241,21 @@ def main() -> None:
           f"cores={os.cpu_count()}  load average before={os.getloadavg()[0]:.2f}")
     print(f"{'N':>3} {'host CPU %':>10} {'realtime':>9} {'chunk p50 ms':>13} {'p99':>7} "
           f"{'max':>7} {'detect p50 ms':>14} {'p99':>7} {'q.drop':>7} {'lost':>6}")
+    bus = None
+    if args.transport == "ble":
+        from bridge.simulator.fake_bluez import PrivateBus
+        bus = PrivateBus(set_env=True)
+        bus.start()
+    try:
+        _runs(ns, args, detect)
+    finally:
+        if bus is not None:
+            bus.stop()
+
+
+def _runs(ns, args, detect) -> None:
     for n in ns:
-        runner = run_tcp if args.transport == "tcp" else run_sim
+        runner = {"tcp": run_tcp, "sim": run_sim, "ble": run_ble}[args.transport]
         r = asyncio.run(runner(n, args.duration, detect))
         lc, ld = r["lat_chunk"], r["lat_detect"]
         drops = sum(s["queue_dropped"] for s in r["stats"].values())
