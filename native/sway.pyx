@@ -10,7 +10,7 @@ module trusts its inputs apart from checks that would otherwise crash.
 """
 cimport cython
 from libc.stdlib cimport calloc, free
-from libc.math cimport sqrt, fabs, isfinite, NAN
+from libc.math cimport sqrt, fabs, isfinite, pow, NAN
 
 include "_sway_kernels.pxi"
 
@@ -131,31 +131,43 @@ cdef class SosFilter2:
                 out[i, 1] = sos_step(&self.st, 1, x[i, 1])
 
 
+cdef inline double ellipse_k(double n) noexcept nogil:
+    # 95 % prediction-ellipse scale 2 (n-1)(n+1) / (n (n-2)) * F_0.95(2, n-2);
+    # the F(2, m) quantile has a closed form: m/2 ((1-p)^(-2/m) - 1).
+    cdef double m = n - 2.0
+    return 0.5 * m * (pow(0.05, -2.0 / m) - 1.0) * 2.0 * (n - 1.0) * (n + 1.0) / (n * m)
+
+
 cdef class SwayWindow:
-    """Sliding-window sway metrics over the last ``window`` samples.
+    """Sway metrics over the last ``window`` samples, or (window 0) over
+    everything since reset, updated every sample.
 
     process(x (n, 2) ap/ml, out (n, 5)): rms_ap, rms_ml (mean removed),
-    mean_velocity (path / (N/rate)), ellipse_area_95 (prediction ellipse;
-    NaN until the window is full), jerk_per_s (1/2 sum (dx*rate)^2 / rate / T).
-    Running sums are recomputed exactly every ``window`` samples (at fixed
-    sample indices, so chunking never changes the result) to stop drift.
+    mean_velocity (path / (N/rate)), ellipse_area_95 (prediction ellipse),
+    jerk_per_s (1/2 sum (dx*rate)^2 / rate / T); NaN for the first 2 samples.
+    Sliding mode recomputes its running sums exactly every ``window`` samples
+    (at fixed sample indices, so chunking never changes the result) to stop
+    drift; cumulative mode accumulates about the first sample (shifted sums)
+    to limit cancellation.
     """
     cdef double* buf      # ap, ml, path inc, jerk inc per slot
     cdef Py_ssize_t w
+    cdef int cumulative
     cdef long long count
-    cdef double rate, ell_k
+    cdef double rate, k_full
     cdef double sa, sm, saa, smm, sam, sp, sj
-    cdef double pa, pm
+    cdef double pa, pm, ka, km
 
-    def __cinit__(self, Py_ssize_t window, double rate, double ellipse_k):
-        if window < 3:
-            raise ValueError("window must hold at least 3 samples")
-        self.buf = <double*> calloc(4 * window, sizeof(double))
+    def __cinit__(self, Py_ssize_t window, double rate):
+        if window != 0 and window < 3:
+            raise ValueError("window must hold at least 3 samples (or 0 = whole trial)")
+        self.cumulative = window == 0
+        self.w = window if window else 1
+        self.buf = <double*> calloc(4 * self.w, sizeof(double))
         if self.buf == NULL:
             raise MemoryError()
-        self.w = window
         self.rate = rate
-        self.ell_k = ellipse_k
+        self.k_full = ellipse_k(<double> window) if window else 0.0
         self.reset()
 
     def __dealloc__(self):
@@ -167,7 +179,7 @@ cdef class SwayWindow:
             self.buf[i] = 0.0
         self.count = 0
         self.sa = self.sm = self.saa = self.smm = self.sam = self.sp = self.sj = 0.0
-        self.pa = self.pm = 0.0
+        self.pa = self.pm = self.ka = self.km = 0.0
 
     cdef void _recompute(self) noexcept nogil:
         cdef Py_ssize_t k, w = self.w
@@ -188,46 +200,55 @@ cdef class SwayWindow:
 
     cdef void _step(self, double a, double m, double* o) noexcept nogil:
         cdef Py_ssize_t w = self.w
-        cdef Py_ssize_t pos = self.count % w
+        cdef Py_ssize_t pos = 0
         cdef double* old
-        cdef double da, dm, inc_p, inc_j, c, ma, mm, vaa, vmm, vam, det
+        cdef double da, dm, inc_p, inc_j, c, ma, mm, vaa, vmm, vam, det, x, y
         if self.count > 0:
             da = a - self.pa
             dm = m - self.pm
-            inc_p = sqrt(da * da + dm * dm)
             inc_j = da * da + dm * dm
+            inc_p = sqrt(inc_j)
         else:
             inc_p = 0.0
             inc_j = 0.0
-        if self.count >= w:  # drop the sample leaving the window
-            old = &self.buf[4 * pos]
-            self.sa -= old[0]
-            self.sm -= old[1]
-            self.saa -= old[0] * old[0]
-            self.smm -= old[1] * old[1]
-            self.sam -= old[0] * old[1]
-            # the increment of the new oldest sample leaves the path too
-            old = &self.buf[4 * ((self.count + 1) % w)]
-            self.sp -= old[2]
-            self.sj -= old[3]
-        self.buf[4 * pos] = a
-        self.buf[4 * pos + 1] = m
-        self.buf[4 * pos + 2] = inc_p
-        self.buf[4 * pos + 3] = inc_j
+            self.ka = a
+            self.km = m
+        if self.cumulative:
+            x = a - self.ka
+            y = m - self.km
+        else:
+            x = a
+            y = m
+            pos = self.count % w
+            if self.count >= w:  # drop the sample leaving the window
+                old = &self.buf[4 * pos]
+                self.sa -= old[0]
+                self.sm -= old[1]
+                self.saa -= old[0] * old[0]
+                self.smm -= old[1] * old[1]
+                self.sam -= old[0] * old[1]
+                # the increment of the new oldest sample leaves the path too
+                old = &self.buf[4 * ((self.count + 1) % w)]
+                self.sp -= old[2]
+                self.sj -= old[3]
+            self.buf[4 * pos] = a
+            self.buf[4 * pos + 1] = m
+            self.buf[4 * pos + 2] = inc_p
+            self.buf[4 * pos + 3] = inc_j
         self.pa = a
         self.pm = m
-        self.sa += a
-        self.sm += m
-        self.saa += a * a
-        self.smm += m * m
-        self.sam += a * m
+        self.sa += x
+        self.sm += y
+        self.saa += x * x
+        self.smm += y * y
+        self.sam += x * y
         if self.count > 0:
             self.sp += inc_p
             self.sj += inc_j
         self.count += 1
-        if self.count % w == 0:
+        if not self.cumulative and self.count % w == 0:
             self._recompute()
-        c = <double> (self.count if self.count < w else w)
+        c = <double> (self.count if (self.cumulative or self.count < w) else w)
         if c < 3:
             o[0] = NAN
             o[1] = NAN
@@ -243,11 +264,9 @@ cdef class SwayWindow:
         o[0] = sqrt(vaa) if vaa > 0.0 else 0.0
         o[1] = sqrt(vmm) if vmm > 0.0 else 0.0
         o[2] = self.sp * self.rate / c
-        if self.count >= w:
-            det = (vaa * vmm - vam * vam) * (c / (c - 1.0)) * (c / (c - 1.0))
-            o[3] = 3.141592653589793 * sqrt(det if det > 0.0 else 0.0) * self.ell_k
-        else:
-            o[3] = NAN
+        det = (vaa * vmm - vam * vam) * (c / (c - 1.0)) * (c / (c - 1.0))
+        o[3] = 3.141592653589793 * sqrt(det if det > 0.0 else 0.0) * (
+            self.k_full if (not self.cumulative and self.count >= w) else ellipse_k(c))
         o[4] = 0.5 * self.sj * self.rate / (c / self.rate)
 
     def process(self, const double[:, ::1] x, double[:, ::1] out):

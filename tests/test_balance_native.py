@@ -167,11 +167,8 @@ def _window_reference(x, w, rate, i):
     inc = np.diff(seg, axis=0)
     path = np.hypot(inc[:, 0], inc[:, 1]).sum()
     jerk = 0.5 * ((inc * rate) ** 2).sum() / rate
-    if n == w:
-        k = stats.f.ppf(0.95, 2, n - 2) * 2 * (n - 1) * (n + 1) / (n * (n - 2))
-        area = np.pi * np.sqrt(np.linalg.det(np.cov(seg.T))) * k
-    else:
-        area = np.nan
+    k = stats.f.ppf(0.95, 2, n - 2) * 2 * (n - 1) * (n + 1) / (n * (n - 2))
+    area = np.pi * np.sqrt(np.linalg.det(np.cov(seg.T))) * k
     return [np.sqrt((d[:, 0] ** 2).mean()), np.sqrt((d[:, 1] ** 2).mean()), path * rate / n,
             area, jerk / (n / rate)]
 
@@ -183,9 +180,25 @@ def test_sway_window_matches_numpy_reference():
     win = SwayWindow(rate, 1.0)
     out = win.process(x[:, 0], x[:, 1])
     for i in (2, 10, 49, 50, 51, 99, 100, 101, 333, 499):
-        np.testing.assert_allclose(out[i], _window_reference(x, 50, rate, i), rtol=1e-8,
-                                   equal_nan=True)
+        ref = _window_reference(x, 50, rate, i)
+        np.testing.assert_allclose(out[i, [0, 1, 2, 4]], np.array(ref)[[0, 1, 2, 4]], rtol=1e-8)
+        # the covariance determinant of a few nearly collinear points cancels badly
+        np.testing.assert_allclose(out[i, 3], ref[3], rtol=1e-8 if i >= 10 else 1e-4)
     assert np.isnan(out[:2]).all()
+
+
+def test_whole_trial_mode_matches_sway_metrics():
+    from bridge.balance import sway_metrics
+    rng = np.random.default_rng(4)
+    rate = 100.0
+    x = np.cumsum(rng.normal(size=(3000, 2)), axis=0) * 0.01 + [20.0, -5.0]
+    cum = SwayWindow(rate, None)
+    out = np.concatenate(run_split(lambda b: cum.process(b[:, 0], b[:, 1]), x, rng))
+    for i in (40, 999, 2999):
+        m = sway_metrics(x[:i + 1, 0], x[:i + 1, 1], rate, signal="acceleration")
+        np.testing.assert_allclose(
+            out[i], [m.rms_ap, m.rms_ml, m.mean_velocity, m.ellipse_area_95, m.jerk_per_s],
+            rtol=1e-7)
 
 
 # ---------------------------------------------------------------- bad input

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal as _sig
-from scipy import stats as _stats
 
 from bridge import _sway
 from bridge.errors import ConfigError, SignalError
@@ -162,27 +161,32 @@ class ImuSway:
 
 
 class SwayWindow:
-    """Sliding-window sway metrics (native, chunk-invariant).
+    """Running sway metrics (native, chunk-invariant), one row per sample.
 
     ``process(ap, ml)`` returns ``(n, 5)`` with ``COLUMNS = ("rms_ap",
     "rms_ml", "mean_velocity", "ellipse_area_95", "jerk_per_s")`` over the
-    last ``window_s`` seconds (fewer at the start; ellipse NaN until the
-    window is full, everything NaN for the first 2 samples).  Same
-    definitions as :func:`bridge.balance.sway_metrics` (RMS about the window
-    mean; mean velocity = path / (N/rate); 95 % prediction ellipse; jerk =
-    1/2 sum (d/dt)^2 dt divided by the window duration N/rate).
+    last ``window_s`` seconds (fewer at the start), or with
+    ``window_s=None`` over everything since the start/reset (whole-trial
+    metrics, live).  NaN for the first 2 samples.  Same definitions as
+    :func:`bridge.balance.sway_metrics` (RMS about the mean; mean velocity =
+    path / (N/rate); 95 % prediction ellipse with the F distribution; jerk =
+    1/2 sum (d/dt)^2 dt divided by the duration N/rate).
     """
 
     COLUMNS = ("rms_ap", "rms_ml", "mean_velocity", "ellipse_area_95", "jerk_per_s")
 
-    def __init__(self, rate: float, window_s: float = 10.0):
+    def __init__(self, rate: float, window_s: float | None = 10.0):
         self.rate = _check_rate(rate)
+        if window_s is None:
+            self.window = None
+            self._core = _sway.SwayWindow(0, self.rate)
+            return
         n = int(round(window_s * self.rate))
         if n < 32:
-            raise ConfigError(f"window_s={window_s} gives {n} samples; need at least 32")
+            raise ConfigError(f"window_s={window_s} gives {n} samples; need at least 32 "
+                              "(or None for the whole trial)")
         self.window = n
-        k = _stats.f.ppf(0.95, 2, n - 2) * 2.0 * (n - 1) * (n + 1) / (n * (n - 2))
-        self._core = _sway.SwayWindow(n, self.rate, float(k))
+        self._core = _sway.SwayWindow(n, self.rate)
 
     def reset(self) -> None:
         self._core.reset()
