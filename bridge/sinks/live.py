@@ -156,14 +156,19 @@ class LiveView:
             + self._link_text())
         table = Table(show_edge=False, pad_edge=False, expand=False)
         for col, kw in (("muscle", {}), ("activation", {"min_width": 26}),
+                        ("µV", {"justify": "right"}),
                         ("state", {}), ("%MVC", {"justify": "right"}),
                         ("reps", {"justify": "right"}), ("last", {"justify": "right"})):
             table.add_column(col, **kw)
+        # One scale for all muscles (the strongest envelope seen): an idle muscle's noise
+        # must not fill its bar the way a per-channel scale would.
+        scale = max((m.peak_seen for m in self.muscles.values()), default=1e-9)
         for m in self.muscles.values():
-            frac = min(1.0, m.level / m.peak_seen) if m.peak_seen > 0 else 0.0
+            frac = min(1.0, m.level / scale) if scale > 0 else 0.0
             n = int(round(frac * 24))
             bar = Text("█" * n + "░" * (24 - n), style="green" if m.active else "grey50")
-            table.add_row(m.name, bar, "[bold green]ON[/]" if m.active else "off",
+            table.add_row(m.name, bar, f"{m.level * 1000:.0f}",
+                          "[bold green]ON[/]" if m.active else "off",
                           f"{m.last_pct:.0f}" if m.last_pct else "",
                           str(m.reps), f"{m.last_duration:.1f} s" if m.last_duration else "")
         parts = [head, table, self._firing_text(), self._balance_text(),

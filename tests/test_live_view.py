@@ -1,0 +1,44 @@
+"""The terminal live view keeps up with a session and shows what the coach needs."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.console import Console
+
+from bridge.runner import virtual_items
+from bridge.session import Session
+from bridge.simulator import scenarios
+from bridge.sinks.live import LiveView
+
+
+def _render(view) -> str:
+    c = Console(width=120, record=True, force_terminal=False, file=open("/dev/null", "w"))
+    c.print(view.render())
+    return c.export_text()
+
+
+def test_live_view_during_reps_and_stance():
+    sig = scenarios.build("demo")
+    view, session = LiveView("t"), Session()
+    screens = {}
+
+    async def go():
+        async for item in virtual_items(sig, speed=0):
+            view.on_item(item)
+            for ev in session.handle(item):
+                view.on_event(ev)
+            t = view.now
+            if "reps" not in screens and t > 13.0:
+                screens["reps"] = _render(view)
+            if "stance" not in screens and t > 85.0:
+                screens["stance"] = _render(view)
+
+    asyncio.run(go())
+    reps = screens["reps"]
+    assert "phase: reps bridge" in reps
+    assert "glute_max_L" in reps and "ON" in reps
+    assert "firing order (last rep)" in reps and "glute_max_L (+" in reps
+    stance = screens["stance"]
+    assert "left leg:" in stance and "right leg 30.0 s of 30 s" in stance
+    assert "sway (ML)" in stance
