@@ -239,3 +239,31 @@ def test_window_config():
         SwayWindow(100.0, 1.0).process(np.zeros(5), np.zeros(4))
     with pytest.raises(SignalError):
         SwayWindow(100.0, 1.0).process(np.array([np.nan]), np.array([0.0]))
+
+
+# ---------------------------------------------------------------- property
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PROP_IMU, _ = simulate_stance(100.0, 8.0, "left", touchdowns=[6.0], lift_off=3.0, seed=21)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=60))
+def test_any_split_gives_the_same_stream(sizes):
+    imu = _PROP_IMU
+    ref_sway = ImuSway(100.0).process(imu)
+    ref_test = SingleLegStanceTest(100.0, 4.0, "left")
+    ref_ev = ref_test.process(imu)
+    s, t = ImuSway(100.0), SingleLegStanceTest(100.0, 4.0, "left")
+    outs, evs, i = [], [], 0
+    for k in sizes * (imu.shape[0] // max(1, sum(sizes)) + 1):
+        outs.append(s.process(imu[i:i + k]))
+        evs += t.process(imu[i:i + k])
+        i += k
+        if i >= imu.shape[0]:
+            break
+    outs.append(s.process(imu[i:]))
+    evs += t.process(imu[i:])
+    assert np.array_equal(np.concatenate(outs), ref_sway)
+    assert evs == ref_ev and t.result == ref_test.result
