@@ -113,13 +113,13 @@ class StreamAssembler:
         self._streams: dict[int, _StreamState] = {}
         self.counters: dict[int, StreamCounters] = {}
         self.unannounced = 0
-        self._disconnected = False
+        self._disconnected: set[int] = set()  # streams whose next gap is a disconnect
         self._dev_t0: int | None = None  # first device timestamp (us), for unwrapping
         self._dev_last = 0  # last unwrapped device time (us)
 
     def disconnected(self, host_time: float) -> None:
         """The link dropped: the next sample of each stream will open a 'disconnect' gap."""
-        self._disconnected = True
+        self._disconnected = set(self._streams)
 
     def handle(self, packet: fp.Packet, host_time: float) -> list:
         """Process one packet that arrived at ``host_time``; return the items it yields."""
@@ -178,12 +178,12 @@ class StreamAssembler:
                 reason = "restart"
             else:
                 first = st.next_sample + delta
-                reason = "disconnect" if self._disconnected else "lost"
+                reason = "disconnect" if b.stream in self._disconnected else "lost"
             if first > st.next_sample:
                 n_lost = first - st.next_sample
                 pending_gaps.append((st.next_sample, n_lost, reason))
         st.last_wrapped = (b.first_sample + b.n_samples) % _U32
-        self._disconnected = False
+        self._disconnected.discard(b.stream)
 
         dev_s = self._device_us(b.t_us) * 1e-6
         last_s = dev_s + (b.n_samples - 1) / st.rate if b.n_samples else dev_s
