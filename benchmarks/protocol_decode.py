@@ -13,11 +13,14 @@ one core.  Target: >= 50 MB/s (a saturated BLE link carries ~0.2 MB/s).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-import firmware_protocol as fp
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import firmware_protocol as fp  # noqa: E402
 
 
 def build_stream(seconds: float, seed: int = 0) -> bytes:
