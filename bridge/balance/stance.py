@@ -14,8 +14,11 @@ it returns events as they are decided:
 3. ``Touchdown`` when the lifted foot comes down: an impact transient in |a|
    (high-passed at ~5 Hz, > ``impact_threshold_g``) followed within 0.8 s by
    the weight shifting back (lean below 50 % of its stance level); or, for a
-   soft touchdown without impact, the lean staying below 35 % of its stance
-   level for 0.5 s.  An impact without a weight shift is reported as
+   soft touchdown without impact, the lean staying below 30 % of its stance
+   level for 0.8 s (timed at a small |a| transient if there is one, else
+   where the lean fell below half its stance level).  With an operator start
+   and no measurable lean, impacts alone decide.  An impact without a weight
+   shift is reported as
    ``Jolt`` (not a touchdown).  After a touchdown the subject may lift the
    foot again (another ``StanceStarted``) while the countdown runs.
 4. ``TrialCompleted`` at the end of the countdown (or at the first touchdown
