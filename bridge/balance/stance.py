@@ -159,6 +159,8 @@ class SingleLegStanceTest:
     # The stance starts where the lean reached this fraction of its stance
     # level (the weight is over the stance foot; the other foot is off).
     _SETTLE_FRAC = 0.8
+    # Time constant (s) of the lean low-pass: sway noise vs lag.
+    _LEAN_TAU = 0.1
 
     def __init__(self, rate: float, duration: float = 30.0, leg: str = "left", *,
                  mounting: Mounting = Mounting(), end_on_touchdown: bool = False,
@@ -190,7 +192,7 @@ class SingleLegStanceTest:
         self._core = _sway.StanceCore(
             mounting.matrix().ravel(), r, tilt_gain(r, tilt_tau_s), 0.85, 1.15,
             sos.tolist(), zi.tolist(), 1.0 if leg == "left" else -1.0,
-            1.0 - np.exp(-1.0 / (0.1 * r)),  # lean low-pass, tau 0.1 s
+            1.0 - np.exp(-1.0 / (self._LEAN_TAU * r)),  # lean low-pass
             1.0 - np.exp(-2 * np.pi * 5.0 / r),  # |a| low-pass at 5 Hz (impact = residual)
             n(baseline_s), n(0.3), n(0.3), n(0.8), n(0.8), n(0.8), n(duration),
             np.sin(np.radians(lift_threshold_deg)), self._SETTLE_FRAC, 0.5, 0.3,
