@@ -416,6 +416,9 @@ class ContractionDetector:
         off_fraction: float = 0.4,
         min_ratio: float = 2.5,
         extrapolate: float = 1.0,
+        baseline_subwindows: int = 1,
+        baseline_sub_keep: int = 1,
+        remerge_fraction: float = 1.0,
         nonfinite: str = "raise",
     ):
         self.filter = EmgFilter(
@@ -440,10 +443,22 @@ class ContractionDetector:
             raise ConfigError(f"off_fraction must be in [0, 1), got {off_fraction!r}")
         if not (isinstance(extrapolate, (int, float)) and 0 <= extrapolate <= 5):
             raise ConfigError(f"extrapolate must be in [0, 5], got {extrapolate!r}")
+        if not (isinstance(remerge_fraction, (int, float)) and math.isfinite(remerge_fraction)
+                and 0 <= remerge_fraction <= 5):
+            raise ConfigError(f"remerge_fraction must be in [0, 5], got {remerge_fraction!r}")
+        if not (isinstance(baseline_subwindows, int) and 1 <= baseline_subwindows <= 16):
+            raise ConfigError(
+                f"baseline_subwindows must be an int in [1, 16], got {baseline_subwindows!r}")
+        if not (isinstance(baseline_sub_keep, int) and 1 <= baseline_sub_keep <= baseline_subwindows):
+            raise ConfigError(f"baseline_sub_keep must be an int in [1, baseline_subwindows], "
+                              f"got {baseline_sub_keep!r}")
         if not (isinstance(min_ratio, (int, float)) and math.isfinite(min_ratio) and min_ratio >= 0):
             raise ConfigError(f"min_ratio must be a finite number >= 0, got {min_ratio!r}")
         r = self.rate
         win = _to_samples(_positive("baseline_window", baseline_window), r)
+        if win < baseline_subwindows:
+            raise ConfigError(f"baseline_window ({win} samples) is shorter than "
+                              f"baseline_subwindows ({baseline_subwindows})")
         hist = max(1, int(round(_positive("baseline_history", baseline_history) / (win / r))))
         self.params = dict(
             k_on=float(k_on), k_off=float(k_off), k_refine=float(k_refine),
@@ -452,7 +467,8 @@ class ContractionDetector:
             min_gap=float(min_gap), baseline_window=win / r, baseline_history=hist * win / r,
             baseline_quiet=float(baseline_quiet), off_fraction=float(off_fraction),
             min_ratio=float(min_ratio), delay_compensation=bool(delay_compensation),
-            extrapolate=float(extrapolate),
+            extrapolate=float(extrapolate), remerge_fraction=float(remerge_fraction),
+            baseline_subwindows=int(baseline_subwindows), baseline_sub_keep=int(baseline_sub_keep),
             nonfinite=nonfinite)
         # DC group delay of the envelope smoother, in samples: the onset is
         # moved back by it (2nd-order Butterworth: sqrt(2) / (2 pi fc)).
@@ -467,7 +483,8 @@ class ContractionDetector:
             _to_samples(min_on, r), _to_samples(min_length, r),
             int(round(min_gap * r)), win, hist, float(baseline_quiet),
             self.envelope_delay if delay_compensation else 0, float(off_fraction),
-            float(min_ratio), float(extrapolate), nonfinite == "hold")
+            float(min_ratio), float(extrapolate), nonfinite == "hold",
+            int(baseline_subwindows), int(baseline_sub_keep), float(remerge_fraction))
         self._mvc: np.ndarray | None = None
 
     # -- calibration ---------------------------------------------------------

@@ -32,16 +32,18 @@ cdef extern from "emg_detect.h" nogil:
         long long last_low, last_off, onset, onset_raw, cand_off, above
         double pre_sum, pre_peak, acc_sum, acc_peak, snap_sum, snap_peak
         double mu, sd, on_thr, off_thr, ref_thr
-        double wsum, wsq
+        double wsum, wsq, wtot, rearm
     ctypedef struct emg_det_t:
         Py_ssize_t nc, min_on, min_len, min_gap, win, hist_cap, comp
+        Py_ssize_t nsub, sub_keep
         int autob
-        double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap
+        double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge
         emg_chan_t* ch
         double* hmean
         double* hvar
         double* sortbuf
-        Py_ssize_t win_n, hist_pos, hist_len
+        double* subvar
+        Py_ssize_t win_n, sub_i, hist_pos, hist_len
         long long t0
         emg_event_t* ev
         Py_ssize_t nev
@@ -72,6 +74,7 @@ cdef class _Detector:
         self.d.hmean = NULL
         self.d.hvar = NULL
         self.d.sortbuf = NULL
+        self.d.subvar = NULL
         self.d.ev = NULL
         self.last_good = NULL
         self.xin = NULL
@@ -81,11 +84,14 @@ cdef class _Detector:
                  double k_ref, Py_ssize_t min_on, Py_ssize_t min_len,
                  Py_ssize_t min_gap, Py_ssize_t window, Py_ssize_t history,
                  double quiet, Py_ssize_t delay_comp, double off_fraction,
-                 double min_ratio, double extrapolate, bint hold_nonfinite):
+                 double min_ratio, double extrapolate, bint hold_nonfinite,
+                 Py_ssize_t nsub=1, Py_ssize_t sub_keep=1, double remerge=0.0):
         if chain.nc != channels or channels < 1:
             raise ValueError("chain/channel mismatch")
         if window < 1 or history < 1 or min_on < 1 or min_len < 1 or min_gap < 0:
             raise ValueError("bad detector timing")
+        if nsub < 1 or nsub > 16 or nsub > window or sub_keep < 1 or sub_keep > nsub:
+            raise ValueError("bad sub-window split")
         self.chain = chain
         self.nc = channels
         self.hold = hold_nonfinite
@@ -98,22 +104,26 @@ cdef class _Detector:
         self.d.min_gap = min_gap
         self.d.win = window
         self.d.hist_cap = history
+        self.d.nsub = nsub
+        self.d.sub_keep = sub_keep
         self.d.quiet = quiet if 0.0 < quiet <= 1.0 else 0.25
         self.d.comp = delay_comp if delay_comp > 0 else 0
         self.d.off_frac = off_fraction
         self.d.min_ratio = min_ratio
         self.d.extrap = extrapolate
+        self.d.remerge = remerge if remerge > 0.0 else 0.0
         self.d.autob = 1
         self.d.ch = <emg_chan_t*>calloc(channels, sizeof(emg_chan_t))
         self.d.hmean = <double*>calloc(channels * history, sizeof(double))
         self.d.hvar = <double*>calloc(channels * history, sizeof(double))
         self.d.sortbuf = <double*>calloc(2 * history, sizeof(double))
+        self.d.subvar = <double*>calloc(channels * nsub, sizeof(double))
         self.d.ev = <emg_event_t*>calloc(CHUNK * channels, sizeof(emg_event_t))
         self.last_good = <double*>calloc(channels, sizeof(double))
         self.xin = <double*>calloc(channels * CHUNK, sizeof(double))
         self.env = <double*>calloc(channels * CHUNK, sizeof(double))
         if (self.d.ch == NULL or self.d.hmean == NULL or self.d.hvar == NULL
-                or self.d.sortbuf == NULL or self.d.ev == NULL or self.last_good == NULL
+                or self.d.sortbuf == NULL or self.d.subvar == NULL or self.d.ev == NULL or self.last_good == NULL
                 or self.xin == NULL or self.env == NULL):
             raise MemoryError()
         self.reset()
@@ -123,6 +133,7 @@ cdef class _Detector:
         free(self.d.hmean)
         free(self.d.hvar)
         free(self.d.sortbuf)
+        free(self.d.subvar)
         free(self.d.ev)
         free(self.last_good)
         free(self.xin)
@@ -137,6 +148,7 @@ cdef class _Detector:
         self.d.t0 = 0
         self.d.nev = 0
         self.d.win_n = 0
+        self.d.sub_i = 0
         self.d.hist_len = 0
         self.d.hist_pos = 0
         self.nonfinite = 0
@@ -157,6 +169,8 @@ cdef class _Detector:
             s.snap_peak = 0.0
             s.wsum = 0.0
             s.wsq = 0.0
+            s.wtot = 0.0
+            s.rearm = 0.0
             self.last_good[c] = 0.0
             if self.d.autob:
                 s.have_base = 0
@@ -176,12 +190,14 @@ cdef class _Detector:
         cdef Py_ssize_t c
         self.d.autob = 1
         self.d.win_n = 0
+        self.d.sub_i = 0
         self.d.hist_len = 0
         self.d.hist_pos = 0
         for c in range(self.nc):
             self.d.ch[c].have_base = 0
             self.d.ch[c].wsum = 0.0
             self.d.ch[c].wsq = 0.0
+            self.d.ch[c].wtot = 0.0
 
     def baseline(self):
         """(mean, sd, on threshold, off threshold) per channel, NaN if unknown."""

@@ -31,18 +31,22 @@ typedef struct {
     long long last_low, last_off, onset, onset_raw, cand_off, above;
     double pre_sum, pre_peak, acc_sum, acc_peak, snap_sum, snap_peak;
     double mu, sd, on_thr, off_thr, ref_thr;
-    double wsum, wsq;
+    double wsum, wsq;    /* current sub-window sums */
+    double wtot;         /* current window sum (means) */
+    double rearm;        /* onset level after a split without rest (0 = none) */
 } emg_chan_t;
 
 typedef struct {
     ptrdiff_t nc, min_on, min_len, min_gap, win, hist_cap, comp;
+    ptrdiff_t nsub, sub_keep;   /* sub-windows per window; quietest kept for the SD */
     int autob;
-    double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap;
+    double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge;
     emg_chan_t *ch;      /* nc */
     double *hmean;       /* [nc][hist_cap] window means */
     double *hvar;        /* [nc][hist_cap] window variances */
     double *sortbuf;     /* 2 * hist_cap */
-    ptrdiff_t win_n, hist_pos, hist_len;   /* shared by all channels */
+    double *subvar;      /* [nc][nsub] sub-window variances of the current window */
+    ptrdiff_t win_n, sub_i, hist_pos, hist_len;   /* shared by all channels */
     long long t0;
     emg_event_t *ev;
     ptrdiff_t nev;
@@ -101,6 +105,30 @@ static void emg_floor(emg_det_t *d, ptrdiff_t c, ptrdiff_t hist_len)
     emg_set_base(d, &d->ch[c], sm / (double)nq, var > 0.0 ? sqrt(var) : 0.0);
 }
 
+/* Within-window variance of channel c's finished window: the mean of its
+ * sub_keep quietest sub-window variances (each about its own sub-window
+ * mean).  A window that straddles the start or end of a burst still has
+ * quiet sub-windows, so short rests between fast repetitions no longer
+ * inflate the SD. */
+static double emg_sub_var(const emg_det_t *d, ptrdiff_t c)
+{
+    double v[16];
+    const double *sv = d->subvar + c * d->nsub;
+    const ptrdiff_t n = d->nsub;
+    for (ptrdiff_t k = 0; k < n; k++) {   /* insertion sort, n <= 16 */
+        ptrdiff_t j = k;
+        while (j > 0 && v[j - 1] > sv[k]) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = sv[k];
+    }
+    double acc = 0.0;
+    for (ptrdiff_t k = 0; k < d->sub_keep; k++)
+        acc += v[k];
+    return acc / (double)d->sub_keep;
+}
+
 static inline void emg_emit(emg_det_t *d, int kind, ptrdiff_t c, long long sample,
                             long long emitted, long long onset, double peak, double mean)
 {
@@ -124,7 +152,7 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
     const double *e_c = env + c;
     ptrdiff_t i = i0;
     while (i < i1) {
-        if (s.have_base && s.state == EMG_IDLE) {
+        if (s.have_base && s.state == EMG_IDLE && s.rearm == 0.0) {
             /* Fast path (almost all samples): resting channel.  Find the next
                onset-threshold crossing, then apply the per-sample bookkeeping
                in bulk, in the same order as the per-sample path (identical
@@ -169,7 +197,13 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                     s.pre_peak = e;
             }
             int st = s.state;
-            if (st == EMG_IDLE && e > s.on_thr) {
+            /* after a split without rest, a new contraction must rise to
+               the re-arm level; back at rest (below the offset threshold)
+               the ordinary onset threshold applies again */
+            if (s.rearm != 0.0 && st != EMG_ACTIVE && st != EMG_PENDING_OFF && e < s.off_thr)
+                s.rearm = 0.0;
+            const double on_eff = s.on_thr > s.rearm ? s.on_thr : s.rearm;
+            if (st == EMG_IDLE && e > on_eff) {
                 st = EMG_CANDIDATE;
                 s.above = 0;
                 /* refined onset: last baseline sample + 1, moved back by
@@ -193,13 +227,14 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                     s.onset = 0;
             }
             if (st == EMG_CANDIDATE) {
-                if (e > s.on_thr)
+                if (e > on_eff)
                     s.above++;
                 else if (e < s.off_thr)
                     st = EMG_IDLE;
                 if (st == EMG_CANDIDATE && s.above >= d->min_on
                         && t - s.onset_raw + 1 >= d->min_len) {
                     st = EMG_ACTIVE;
+                    s.rearm = 0.0;
                     s.acc_sum = s.pre_sum;
                     s.acc_peak = s.pre_peak;
                     emg_emit(d, 1, c, s.onset, t, s.onset, s.pre_peak,
@@ -225,7 +260,13 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                 s.acc_sum += e;
                 if (e > s.acc_peak)
                     s.acc_peak = e;
-                if (e > s.on_thr) {
+                /* a short gap is merged when the envelope comes back above
+                   the onset threshold and (remerge > 0) above that fraction
+                   of the contraction's mean: a dip that stays well below
+                   the contraction's own level splits two repetitions even
+                   when the muscle does not relax to rest between them */
+                if (e > s.on_thr && e > d->remerge * s.snap_sum
+                        / (double)(s.cand_off - s.onset_raw)) {
                     st = EMG_ACTIVE;            /* short gap: merged */
                 } else if (t - s.cand_off >= d->min_gap) {
                     double thr = d->off_frac * s.snap_sum / (double)(s.cand_off - s.onset_raw);
@@ -234,6 +275,9 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                     if (e <= thr) {
                         st = EMG_IDLE;
                         s.last_off = s.cand_off;
+                        if (d->remerge > 0.0 && e > s.off_thr)
+                            s.rearm = d->remerge * s.snap_sum
+                                      / (double)(s.cand_off - s.onset_raw);
                         emg_emit(d, 2, c, s.cand_off, t, s.onset, s.snap_peak,
                                  s.snap_sum / (double)(s.cand_off - s.onset_raw));
                     } else {
@@ -258,12 +302,13 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
     const ptrdiff_t first_event = d->nev;
     ptrdiff_t i0 = 0;
     while (i0 < m) {
-        /* sub-chunk that ends at the next window boundary at the latest */
+        /* sub-chunk that ends at the next sub-window boundary at the latest */
         ptrdiff_t i1 = m;
-        if (d->autob && i0 + (d->win - d->win_n) < i1)
-            i1 = i0 + (d->win - d->win_n);
+        const ptrdiff_t sub_end = ((d->sub_i + 1) * d->win) / d->nsub;
+        if (d->autob && i0 + (sub_end - d->win_n) < i1)
+            i1 = i0 + (sub_end - d->win_n);
         if (d->autob) {
-            /* window sums, sample-major: independent accumulators per
+            /* sub-window sums, sample-major: independent accumulators per
                channel vectorise; per channel the order is still sample order */
             for (ptrdiff_t c0 = 0; c0 < nc; c0 += 16) {
                 const ptrdiff_t g = nc - c0 < 16 ? nc - c0 : 16;
@@ -289,17 +334,30 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
             emg_detect_channel(d, c, env, i0, i1);
         if (d->autob) {
             d->win_n += i1 - i0;
+            if (d->win_n == sub_end) {
+                /* sub-window done: its own variance, and its sum into the window's */
+                const ptrdiff_t n = sub_end - (d->sub_i * d->win) / d->nsub;
+                for (ptrdiff_t c = 0; c < nc; c++) {
+                    emg_chan_t *s = &d->ch[c];
+                    const double sm = s->wsum / (double)n;
+                    const double sv = s->wsq / (double)n - sm * sm;
+                    d->subvar[c * d->nsub + d->sub_i] = sv > 0.0 ? sv : 0.0;
+                    s->wtot += s->wsum;
+                    s->wsum = 0.0;
+                    s->wsq = 0.0;
+                }
+                d->sub_i++;
+            }
             if (d->win_n == d->win) {
                 d->win_n = 0;
+                d->sub_i = 0;
                 ptrdiff_t hist_pos = d->hist_pos, hist_len = d->hist_len;
                 for (ptrdiff_t c = 0; c < nc; c++) {
                     emg_chan_t *s = &d->ch[c];
-                    const double wm = s->wsum / (double)d->win;
-                    const double wv = s->wsq / (double)d->win - wm * wm;
+                    const double wm = s->wtot / (double)d->win;
                     d->hmean[c * d->hist_cap + hist_pos] = wm;
-                    d->hvar[c * d->hist_cap + hist_pos] = wv > 0.0 ? wv : 0.0;
-                    s->wsum = 0.0;
-                    s->wsq = 0.0;
+                    d->hvar[c * d->hist_cap + hist_pos] = emg_sub_var(d, c);
+                    s->wtot = 0.0;
                 }
                 if (++hist_pos == d->hist_cap)
                     hist_pos = 0;

@@ -45,6 +45,11 @@ def reference_events(env, det: ContractionDetector, rest=None):
         ch.append(s)
 
     extrap = p["extrapolate"]
+    remerge = p["remerge_fraction"]
+    nsub, sub_keep = p["baseline_subwindows"], p["baseline_sub_keep"]
+    sub_ends = [((j + 1) * win) // nsub for j in range(nsub)]
+    for s in ch:
+        s.update(rearm=0.0, wt=0.0, sv=[0.0] * nsub)
 
     def set_base(s, m, sd):
         sd = max(sd, 0.02 * m)
@@ -72,7 +77,11 @@ def reference_events(env, det: ContractionDetector, rest=None):
                 s["pre_sum"] += e
                 s["pre_peak"] = max(s["pre_peak"], e)
             st_ = s["state"]
-            if st_ == 0 and e > s["on"]:
+            # after a split without rest a new onset must reach the re-arm level
+            if s["rearm"] != 0.0 and st_ in (0, 1) and e < s["off"]:
+                s["rearm"] = 0.0
+            on_eff = max(s["on"], s["rearm"])
+            if st_ == 0 and e > on_eff:
                 st_ = 1
                 s["above"] = 0
                 s["raw"] = max(s["last_low"] + 1, s["last_off"])
@@ -82,12 +91,13 @@ def reference_events(env, det: ContractionDetector, rest=None):
                     onset -= int(extrap * f * (t - s["last_low"]) + 0.5)
                 s["onset"] = max(onset, s["last_off"], 0)
             if st_ == 1:
-                if e > s["on"]:
+                if e > on_eff:
                     s["above"] += 1
                 elif e < s["off"]:
                     st_ = 0
                 if st_ == 1 and s["above"] >= min_on and t - s["raw"] + 1 >= min_len:
                     st_ = 2
+                    s["rearm"] = 0.0
                     s["acc"], s["accp"] = s["pre_sum"], s["pre_peak"]
                     events.append((1, c, s["onset"], t))
             elif st_ == 2:
@@ -100,13 +110,15 @@ def reference_events(env, det: ContractionDetector, rest=None):
             elif st_ == 3:
                 s["acc"] += e
                 s["accp"] = max(s["accp"], e)
-                if e > s["on"]:
+                if e > s["on"] and e > remerge * s["snap"] / (s["cand"] - s["raw"]):
                     st_ = 2
                 elif t - s["cand"] >= min_gap:
                     thr = max(off_frac * s["snap"] / (s["cand"] - s["raw"]), s["off"])
                     if e <= thr:
                         st_ = 0
                         s["last_off"] = s["cand"]
+                        if remerge > 0 and e > s["off"]:
+                            s["rearm"] = remerge * s["snap"] / (s["cand"] - s["raw"])
                         events.append((2, c, s["cand"], t, s["onset"], s["snapp"],
                                        s["snap"] / (s["cand"] - s["raw"])))
                     else:
@@ -114,14 +126,22 @@ def reference_events(env, det: ContractionDetector, rest=None):
             s["state"] = st_
         if auto:
             win_n += 1
+            j = sub_ends.index(win_n) if win_n in sub_ends else -1
+            if j >= 0:       # sub-window done: own variance, sum into the window's
+                n_sub = win_n - (j * win) // nsub
+                for c in range(nc):
+                    s = ch[c]
+                    m = s["ws"] / n_sub
+                    s["sv"][j] = max(s["wq"] / n_sub - m * m, 0.0)
+                    s["wt"] += s["ws"]
+                    s["ws"] = s["wq"] = 0.0
             if win_n == win:
                 win_n = 0
                 for c in range(nc):
                     s = ch[c]
-                    m = s["ws"] / win
-                    s["hm"][hist_pos] = m
-                    s["hv"][hist_pos] = max(s["wq"] / win - m * m, 0.0)
-                    s["ws"] = s["wq"] = 0.0
+                    s["hm"][hist_pos] = s["wt"] / win
+                    s["hv"][hist_pos] = sum(sorted(s["sv"])[:sub_keep]) / sub_keep
+                    s["wt"] = 0.0
                 hist_pos = (hist_pos + 1) % hist_cap
                 hist_len = min(hist_len + 1, hist_cap)
                 nq = min(max(1, int(quiet * hist_len + 0.999999)), hist_len)
@@ -169,10 +189,14 @@ def assert_same_events(got, ref):
             assert g[6] == pytest.approx(r[6], rel=1e-9)
 
 
-@pytest.mark.parametrize("seed,calibrated", [(1, False), (2, False), (3, True)])
-def test_matches_reference_state_machine(seed, calibrated):
+@pytest.mark.parametrize("seed,calibrated,kw", [
+    (1, False, {}), (2, False, {}), (3, True, {}),
+    (4, False, {"remerge_fraction": 0.0}),
+    (5, False, {"baseline_subwindows": 5, "baseline_sub_keep": 3, "baseline_window": 0.2503}),
+])
+def test_matches_reference_state_machine(seed, calibrated, kw):
     x, _ = sim(seed, channels=3, duration=10.0, hum=0.01, ecg=0.05)
-    det = ContractionDetector(3, RATE)
+    det = ContractionDetector(3, RATE, **kw)
     rest = None
     if calibrated:
         rest = det.calibrate_rest(x[:int(1.5 * RATE)])
