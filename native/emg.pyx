@@ -32,7 +32,7 @@ cdef extern from "emg_detect.h" nogil:
         long long last_low, last_off, onset, onset_raw, cand_off, above
         double pre_sum, pre_peak, acc_sum, acc_peak, snap_sum, snap_peak
         double mu, sd, on_thr, off_thr, ref_thr
-        double wsum, wsq, wtot, rearm
+        double wsum, wsq, wtot, rearm, rearm_low
     ctypedef struct emg_det_t:
         Py_ssize_t nc, min_on, min_len, min_gap, win, hist_cap, comp
         Py_ssize_t nsub, sub_keep
@@ -171,6 +171,7 @@ cdef class _Detector:
             s.wsq = 0.0
             s.wtot = 0.0
             s.rearm = 0.0
+            s.rearm_low = 0.0
             self.last_good[c] = 0.0
             if self.d.autob:
                 s.have_base = 0

@@ -34,6 +34,7 @@ typedef struct {
     double wsum, wsq;    /* current sub-window sums */
     double wtot;         /* current window sum (means) */
     double rearm;        /* onset level after a split without rest (0 = none) */
+    double rearm_low;    /* ... and the dip level the onset is refined back to */
 } emg_chan_t;
 
 typedef struct {
@@ -187,7 +188,7 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
         if (s.have_base) {
             /* where did the envelope last sit at the baseline?  tracked
                forwards so the onset can be refined backwards for free */
-            if (e <= s.ref_thr) {
+            if (e <= s.ref_thr || (s.rearm != 0.0 && e <= s.rearm_low)) {
                 s.last_low = t;
                 s.pre_sum = 0.0;
                 s.pre_peak = 0.0;
@@ -275,9 +276,14 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                     if (e <= thr) {
                         st = EMG_IDLE;
                         s.last_off = s.cand_off;
-                        if (d->remerge > 0.0 && e > s.off_thr)
+                        if (d->remerge > 0.0 && e > s.off_thr) {
+                            /* split without rest: refine the next onset
+                               back to the dip (below the level that ended
+                               this one), not to the baseline */
                             s.rearm = d->remerge * s.snap_sum
                                       / (double)(s.cand_off - s.onset_raw);
+                            s.rearm_low = thr;
+                        }
                         emg_emit(d, 2, c, s.cand_off, t, s.onset, s.snap_peak,
                                  s.snap_sum / (double)(s.cand_off - s.onset_raw));
                     } else {

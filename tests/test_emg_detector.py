@@ -49,7 +49,7 @@ def reference_events(env, det: ContractionDetector, rest=None):
     nsub, sub_keep = p["baseline_subwindows"], p["baseline_sub_keep"]
     sub_ends = [((j + 1) * win) // nsub for j in range(nsub)]
     for s in ch:
-        s.update(rearm=0.0, wt=0.0, sv=[0.0] * nsub)
+        s.update(rearm=0.0, rearm_low=0.0, wt=0.0, sv=[0.0] * nsub)
 
     def set_base(s, m, sd):
         sd = max(sd, 0.02 * m)
@@ -71,7 +71,7 @@ def reference_events(env, det: ContractionDetector, rest=None):
             if not s["base"]:
                 s["last_low"] = t
                 continue
-            if e <= s["ref"]:
+            if e <= s["ref"] or (s["rearm"] != 0.0 and e <= s["rearm_low"]):
                 s.update(last_low=t, pre_sum=0.0, pre_peak=0.0)
             else:
                 s["pre_sum"] += e
@@ -119,6 +119,7 @@ def reference_events(env, det: ContractionDetector, rest=None):
                         s["last_off"] = s["cand"]
                         if remerge > 0 and e > s["off"]:
                             s["rearm"] = remerge * s["snap"] / (s["cand"] - s["raw"])
+                            s["rearm_low"] = thr
                         events.append((2, c, s["cand"], t, s["onset"], s["snapp"],
                                        s["snap"] / (s["cand"] - s["raw"])))
                     else:
@@ -416,3 +417,33 @@ def test_detect_contractions_inputs():
     rest, _ = simulate_emg(RATE, 1.0, [], 1, snr_db=None, noise_rms=0.01, seed=2)
     b = detect_contractions(x, RATE, rest=rest[:, 0], mvc=x[4000:8000, 0])
     assert len(b) == 1 and b[0].pct_mvc is not None
+
+
+def _partial_relaxation(seed):
+    """Two reps with a 1 s dip to ~20 % of their level (far above rest) in
+    between, then full rest: the case the remerge/re-arm rule is for."""
+    bursts = [Burst(0, 2.0, 3.5, 0.4, rise=0.05, fall=0.05),
+              Burst(0, 3.5, 4.5, 0.08, rise=0.05, fall=0.05),
+              Burst(0, 4.5, 6.0, 0.4, rise=0.05, fall=0.05)]
+    x, _ = simulate_emg(RATE, 9.0, bursts, 1, noise_rms=0.01, seed=seed)
+    return x
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_dip_between_reps_splits_them(seed):
+    x = _partial_relaxation(seed)
+    split = detect_contractions(x, RATE)
+    merged = detect_contractions(x, RATE, remerge_fraction=0.0)
+    # without the rule the dip (8x the rest noise) holds the contraction open
+    assert len(merged) == 1
+    # with it: two contractions, the second starting at the second rep (not
+    # re-triggered by the dip level right after the first offset)
+    assert len(split) == 2
+    assert 1.9 < split[0].onset < 2.1 and 3.4 < split[0].offset < 3.9
+    assert 4.3 < split[1].onset < 4.6 and split[1].offset > 5.9
+    det = ContractionDetector(1, RATE)
+    env = EmgFilter(1, RATE).process(x)
+    ref = reference_events(env, det)
+    got = as_tuples(det.process(x))
+    ref.sort(key=lambda r: (r[3], r[1]))
+    assert_same_events(got, ref)
