@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=60.0, help="length of the replayed file")
     ap.add_argument("--devices", type=int, default=16, help="wearables for the overhead run")
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the overhead run")
+    ap.add_argument("--repeats", type=int, default=3, help="runs with and without recording")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.gbrec"
@@ -127,12 +128,20 @@ def main() -> None:
         print(f"replay as fast as possible through the live path: {dt:.1f} s for "
               f"{args.minutes:g} min ({args.minutes * 60 / dt:.0f}x real time, {items:,} items, "
               f"{len(session.contractions()):,} contractions)")
-        base = asyncio.run(stream_many(args.devices, args.seconds, None))
-        rec = asyncio.run(stream_many(args.devices, args.seconds, tmp))
-        size = sum(os.path.getsize(Path(tmp) / f"dev{i}.gbrec") for i in range(args.devices))
-        print(f"{args.devices} wearables for {args.seconds:g} s: CPU {base:.2f} s without "
-              f"recording, {rec:.2f} s recording every byte ({size / 1e6:.1f} MB): "
-              f"overhead {100 * (rec - base) / base:+.1f} %")
+        # Alternate runs with and without recording; the medians damp a busy machine.
+        base, rec = [], []
+        for k in range(args.repeats):
+            base.append(asyncio.run(stream_many(args.devices, args.seconds, None)))
+            d = Path(tmp) / f"run{k}"
+            d.mkdir()
+            rec.append(asyncio.run(stream_many(args.devices, args.seconds, str(d))))
+        size = sum(os.path.getsize(d / f"dev{i}.gbrec") for i in range(args.devices))
+        b, r = float(np.median(base)), float(np.median(rec))
+        print(f"{args.devices} wearables for {args.seconds:g} s (median of {args.repeats}): "
+              f"CPU {b:.2f} s without recording ({100 * b / args.seconds:.0f} % of a core), "
+              f"{r:.2f} s recording every byte ({size / 1e6:.1f} MB per run): overhead "
+              f"{100 * (r - b) / b:+.1f} % relative, {100 * (r - b) / args.seconds:+.1f} "
+              "points of a core")
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ class RecordingWriter:
         meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         meta.setdefault("format", "glutebridge recording")
         try:
-            self._fh = open(self.path, "xb")
+            self._fh = open(self.path, "xb", buffering=1 << 20)  # few syscalls; flushed on time
         except FileExistsError:
             raise RecordingError(f"{self.path} exists; choose a new file name "
                                  "(recordings are never overwritten)") from None
@@ -104,9 +104,12 @@ class RecordingWriter:
         """Append one record (large payloads are split)."""
         if self._fh.closed:
             raise RecordingError(f"{self.path} is closed")
-        payload = bytes(payload)
-        for i in range(0, max(len(payload), 1), MAX_RECORD):
-            self._write_one(kind, payload[i:i + MAX_RECORD], host_time)
+        if len(payload) <= MAX_RECORD:  # the usual case: one read, one record
+            self._write_one(kind, payload, host_time)
+        else:
+            payload = bytes(payload)
+            for i in range(0, len(payload), MAX_RECORD):
+                self._write_one(kind, payload[i:i + MAX_RECORD], host_time)
         now = time.monotonic()
         if now - self._last_flush >= self.flush_interval:
             self.flush(sync=now - self._last_sync >= self.sync_interval)
@@ -115,13 +118,16 @@ class RecordingWriter:
         if self._next_index is None or host_time >= self._next_index:
             self._idx.write(_IDX.pack(self._offset, host_time))
             self._next_index = host_time + self.index_interval
-        head = _REC.pack(SYNC, int(kind), 0, len(payload), host_time)
+        head = _REC.pack(SYNC, kind, 0, len(payload), host_time)
         crc = zlib.crc32(payload, zlib.crc32(head[2:]))
-        rec = head + payload + _CRC.pack(crc)
-        self._fh.write(rec)
-        self._offset += len(rec)
+        fh = self._fh  # three buffered writes: no copy of the payload
+        fh.write(head)
+        fh.write(payload)
+        fh.write(_CRC.pack(crc))
+        n = len(head) + len(payload) + 4
+        self._offset += n
         self.records += 1
-        self.bytes += len(rec)
+        self.bytes += n
 
     def data_in(self, data: bytes, host_time: float) -> None:
         self.write(Kind.DATA_IN, data, host_time)
@@ -138,7 +144,8 @@ class RecordingWriter:
         self._idx.flush()
         self._last_flush = time.monotonic()
         if sync:
-            os.fsync(self._fh.fileno())
+            # fdatasync: the data reach the disk; metadata other than the size may lag.
+            getattr(os, "fdatasync", os.fsync)(self._fh.fileno())
             self._last_sync = self._last_flush
 
     def close(self) -> None:
