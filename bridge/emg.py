@@ -373,6 +373,24 @@ class ContractionDetector:
     ``off_fraction``: the offset threshold is raised to this fraction of
         the contraction's own mean envelope when that is higher than the
         baseline one (muscles rarely relax fully between fast reps).
+    ``remerge_fraction``: a dip below the offset threshold is merged back
+        only if the envelope returns above the onset threshold *and* above
+        this fraction of the contraction's mean within ``min_gap`` (default
+        1; 0 = the onset threshold alone).  After a contraction ends above
+        the baseline offset threshold (no rest between reps) the next onset
+        must reach this fraction of the previous contraction's mean, and is
+        refined back to the dip, until the envelope is back at rest.
+    ``baseline_subwindows``, ``baseline_sub_keep``: each baseline window's
+        variance is the mean of its ``baseline_sub_keep`` quietest of
+        ``baseline_subwindows`` equal sub-window variances, each about its
+        own sub-window mean (default 5 of 5: 0.1 s pieces).  Slow envelope
+        drift and a burst edge inside a window no longer inflate the SD,
+        which matters when rests are shorter than a window; 1 of 1 = the
+        variance over the whole window.
+    ``confirm_mean``: an onset is only confirmed when the envelope's mean
+        since the refined onset has also reached ``confirm_mean`` x the
+        onset threshold (default 0.85; 0 = off): low tone that flickers
+        across the threshold is not a contraction.
     ``min_ratio``: the onset threshold is at least ``min_ratio`` x the
         baseline mean (default 2.5; 0 = off).  On very clean channels the
         SD is tiny and mean + k_on * SD alone would fire on slight tone.
@@ -403,7 +421,7 @@ class ContractionDetector:
         envelope_cutoff: float = 10.0,
         rms_window: float = 0.05,
         tkeo: bool = False,
-        k_on: float = 8.0,
+        k_on: float = 10.0,
         k_off: float = 2.0,
         k_refine: float = 1.5,
         min_on: float = 0.03,
@@ -416,9 +434,10 @@ class ContractionDetector:
         off_fraction: float = 0.4,
         min_ratio: float = 2.5,
         extrapolate: float = 1.0,
-        baseline_subwindows: int = 1,
-        baseline_sub_keep: int = 1,
+        baseline_subwindows: int = 5,
+        baseline_sub_keep: int = 5,
         remerge_fraction: float = 1.0,
+        confirm_mean: float = 0.85,
         nonfinite: str = "raise",
     ):
         self.filter = EmgFilter(
@@ -446,6 +465,9 @@ class ContractionDetector:
         if not (isinstance(remerge_fraction, (int, float)) and math.isfinite(remerge_fraction)
                 and 0 <= remerge_fraction <= 5):
             raise ConfigError(f"remerge_fraction must be in [0, 5], got {remerge_fraction!r}")
+        if not (isinstance(confirm_mean, (int, float)) and math.isfinite(confirm_mean)
+                and 0 <= confirm_mean <= 5):
+            raise ConfigError(f"confirm_mean must be in [0, 5], got {confirm_mean!r}")
         if not (isinstance(baseline_subwindows, int) and 1 <= baseline_subwindows <= 16):
             raise ConfigError(
                 f"baseline_subwindows must be an int in [1, 16], got {baseline_subwindows!r}")
@@ -468,6 +490,7 @@ class ContractionDetector:
             baseline_quiet=float(baseline_quiet), off_fraction=float(off_fraction),
             min_ratio=float(min_ratio), delay_compensation=bool(delay_compensation),
             extrapolate=float(extrapolate), remerge_fraction=float(remerge_fraction),
+            confirm_mean=float(confirm_mean),
             baseline_subwindows=int(baseline_subwindows), baseline_sub_keep=int(baseline_sub_keep),
             nonfinite=nonfinite)
         # DC group delay of the envelope smoother, in samples: the onset is
@@ -484,7 +507,8 @@ class ContractionDetector:
             int(round(min_gap * r)), win, hist, float(baseline_quiet),
             self.envelope_delay if delay_compensation else 0, float(off_fraction),
             float(min_ratio), float(extrapolate), nonfinite == "hold",
-            int(baseline_subwindows), int(baseline_sub_keep), float(remerge_fraction))
+            int(baseline_subwindows), int(baseline_sub_keep), float(remerge_fraction),
+            float(confirm_mean))
         self._mvc: np.ndarray | None = None
 
     # -- calibration ---------------------------------------------------------

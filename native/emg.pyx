@@ -37,7 +37,7 @@ cdef extern from "emg_detect.h" nogil:
         Py_ssize_t nc, min_on, min_len, min_gap, win, hist_cap, comp
         Py_ssize_t nsub, sub_keep
         int autob
-        double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge
+        double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge, confirm
         emg_chan_t* ch
         double* hmean
         double* hvar
@@ -85,7 +85,8 @@ cdef class _Detector:
                  Py_ssize_t min_gap, Py_ssize_t window, Py_ssize_t history,
                  double quiet, Py_ssize_t delay_comp, double off_fraction,
                  double min_ratio, double extrapolate, bint hold_nonfinite,
-                 Py_ssize_t nsub=1, Py_ssize_t sub_keep=1, double remerge=0.0):
+                 Py_ssize_t nsub=1, Py_ssize_t sub_keep=1, double remerge=0.0,
+                 double confirm=0.0):
         if chain.nc != channels or channels < 1:
             raise ValueError("chain/channel mismatch")
         if window < 1 or history < 1 or min_on < 1 or min_len < 1 or min_gap < 0:
@@ -112,6 +113,7 @@ cdef class _Detector:
         self.d.min_ratio = min_ratio
         self.d.extrap = extrapolate
         self.d.remerge = remerge if remerge > 0.0 else 0.0
+        self.d.confirm = confirm if confirm > 0.0 else 0.0
         self.d.autob = 1
         self.d.ch = <emg_chan_t*>calloc(channels, sizeof(emg_chan_t))
         self.d.hmean = <double*>calloc(channels * history, sizeof(double))

@@ -41,7 +41,7 @@ typedef struct {
     ptrdiff_t nc, min_on, min_len, min_gap, win, hist_cap, comp;
     ptrdiff_t nsub, sub_keep;   /* sub-windows per window; quietest kept for the SD */
     int autob;
-    double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge;
+    double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge, confirm;
     emg_chan_t *ch;      /* nc */
     double *hmean;       /* [nc][hist_cap] window means */
     double *hvar;        /* [nc][hist_cap] window variances */
@@ -232,8 +232,14 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                     s.above++;
                 else if (e < s.off_thr)
                     st = EMG_IDLE;
+                /* confirmed once it was above the onset level long enough,
+                   lasted min_len, and (confirm > 0) its mean since the
+                   refined onset reached confirm x the onset level: low
+                   tone that only flickers across the threshold is not a
+                   contraction */
                 if (st == EMG_CANDIDATE && s.above >= d->min_on
-                        && t - s.onset_raw + 1 >= d->min_len) {
+                        && t - s.onset_raw + 1 >= d->min_len
+                        && s.pre_sum >= d->confirm * on_eff * (double)(t - s.onset_raw + 1)) {
                     st = EMG_ACTIVE;
                     s.rearm = 0.0;
                     s.acc_sum = s.pre_sum;

@@ -46,6 +46,7 @@ def reference_events(env, det: ContractionDetector, rest=None):
 
     extrap = p["extrapolate"]
     remerge = p["remerge_fraction"]
+    confirm = p["confirm_mean"]
     nsub, sub_keep = p["baseline_subwindows"], p["baseline_sub_keep"]
     sub_ends = [((j + 1) * win) // nsub for j in range(nsub)]
     for s in ch:
@@ -95,7 +96,8 @@ def reference_events(env, det: ContractionDetector, rest=None):
                     s["above"] += 1
                 elif e < s["off"]:
                     st_ = 0
-                if st_ == 1 and s["above"] >= min_on and t - s["raw"] + 1 >= min_len:
+                if (st_ == 1 and s["above"] >= min_on and t - s["raw"] + 1 >= min_len
+                        and s["pre_sum"] >= confirm * on_eff * (t - s["raw"] + 1)):
                     st_ = 2
                     s["rearm"] = 0.0
                     s["acc"], s["accp"] = s["pre_sum"], s["pre_peak"]
@@ -192,8 +194,9 @@ def assert_same_events(got, ref):
 
 @pytest.mark.parametrize("seed,calibrated,kw", [
     (1, False, {}), (2, False, {}), (3, True, {}),
-    (4, False, {"remerge_fraction": 0.0}),
+    (4, False, {"remerge_fraction": 0.0, "confirm_mean": 0.0}),
     (5, False, {"baseline_subwindows": 5, "baseline_sub_keep": 3, "baseline_window": 0.2503}),
+    (6, False, {"baseline_subwindows": 1, "baseline_sub_keep": 1, "confirm_mean": 1.5}),
 ])
 def test_matches_reference_state_machine(seed, calibrated, kw):
     x, _ = sim(seed, channels=3, duration=10.0, hum=0.01, ecg=0.05)
@@ -394,7 +397,9 @@ def test_input_conversion_and_errors():
     dict(k_refine=3.0), dict(nonfinite="ignore"), dict(min_gap=-1.0), dict(min_on=0.0),
     dict(baseline_quiet=0.0), dict(baseline_window=-1.0), dict(k_on=float("nan")),
     dict(off_fraction=1.0), dict(min_ratio=-1.0), dict(min_gap=float("nan")),
-    dict(extrapolate=-1.0),
+    dict(extrapolate=-1.0), dict(remerge_fraction=-0.5), dict(confirm_mean=float("nan")),
+    dict(baseline_subwindows=0), dict(baseline_subwindows=17), dict(baseline_subwindows=2.5),
+    dict(baseline_sub_keep=6), dict(baseline_window=0.001),
 ])
 def test_bad_config(kwargs):
     args = dict(rate=RATE)
@@ -447,3 +452,24 @@ def test_dip_between_reps_splits_them(seed):
     got = as_tuples(det.process(x))
     ref.sort(key=lambda r: (r[3], r[1]))
     assert_same_events(got, ref)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_low_tone_is_not_confirmed(seed):
+    """Tone that only flickers across the onset threshold (mean below it) is
+    not a contraction with confirm_mean; a real burst after it still is."""
+    bursts = [Burst(0, 3.0, 6.0, 0.011, rise=0.05, fall=0.05),
+              Burst(0, 7.0, 8.5, 0.3, rise=0.05, fall=0.05)]
+    x, _ = simulate_emg(RATE, 10.0, bursts, 1, noise_rms=0.01, seed=seed)
+    env = EmgFilter(1, RATE).process(x)[:, 0]
+    det = ContractionDetector(1, RATE)
+    det.process(x[:int(2.9 * RATE)])
+    mu, _, on, _ = det.baseline()[0]
+    tone = env[int(3.5 * RATE):int(5.5 * RATE)]
+    # the scenario: the tone crosses the onset threshold often, its mean does not
+    assert (tone > on).mean() > 0.01 and tone.mean() < 0.85 * on
+    plain = detect_contractions(x, RATE, confirm_mean=0.0)
+    got = detect_contractions(x, RATE)
+    assert any(2.5 < c.onset < 6.0 for c in plain)
+    assert not any(c.onset < 6.5 for c in got)
+    assert len(got) == 1 and 6.8 < got[0].onset < 7.1
