@@ -60,3 +60,21 @@ def test_biosppy_full_recording_finds_the_three_bursts():
     strong = [c for c in found if c.mean > 0.5 * max(c.mean for c in found)]
     assert all(any(lo - 0.5 <= c.onset <= hi for lo, hi in ((1.0, 2.0), (15.0, 17.0), (25.0, 27.0)))
                for c in strong)
+
+
+@pytest.mark.skipif(shared_data() is None, reason="shared data set not available")
+def test_uci_1nsen_reps_split_without_full_rest():
+    """1Nsen RF: between reps 1 and 2 the muscle stays at ~2.5x its initial
+    rest level (above the onset threshold); the dip below the contraction's
+    own level must still end rep 1, and rep 2 must start near its own rise."""
+    path = shared_data() / "emg" / "uci_lower_limb" / "1Nsen.txt"
+    if not path.exists():
+        pytest.skip("1Nsen.txt not in the shared data")
+    rows = [ln.split("\t") for ln in path.read_text().splitlines()[7:]]
+    a = np.array([[float(v) for v in r] for r in rows if len(r) == 5 and all(v.strip() for v in r)])
+    found = detect_contractions(a[:, 0], 1000.0)
+    assert len(found) == 4
+    # knee extensions (goniometer) start near 1.5, 4.7, 8.1 and 11.5 s
+    for c, start in zip(found, (1.48, 4.72, 8.14, 11.52)):
+        assert start - 1.0 < c.onset < start + 0.2
+    assert found[0].offset < 4.0
