@@ -8,6 +8,9 @@ false onsets per rep / onsets per rep (distinct files), and BioSPPy emg_1
 
 Example:
     python benchmarks/emg_tune.py '{"k_on": [6, 8, 10], "min_length": [0.1, 0.15, 0.2]}'
+
+``--holdout`` adds the UCI figures per subject group (files 1*/2* and
+3*/4*): pick parameters on one group, read the other as held-out data.
 """
 
 from __future__ import annotations
@@ -44,14 +47,27 @@ def load_sets(data: Path, trials: int, rate: float):
             x = a[:, ch]
             env = signal.sosfiltfilt(signal.butter(2, 2, fs=1000, output="sos"),
                                      np.abs(E._bandpass(x, 1000)))
-            uci.append((x, E.reps_from_fx(a[:, 4], 1000, env)))
+            uci.append((x, E.reps_from_fx(a[:, 4], 1000, env), f.stem[0]))
     b = data / "emg" / "biosppy"
     b1 = np.loadtxt(b / "emg_1.txt") if (b / "emg_1.txt").exists() else None
     b0 = np.loadtxt(b / "emg.txt") if (b / "emg.txt").exists() else None
     return sim, uci, b1, b0
 
 
-def evaluate(params, sim, uci, b1, b0, rate):
+def _uci_score(fn, uci, subjects=None):
+    reps = found = fo = ons = 0
+    for x, r, subject in uci:
+        if subjects is not None and subject not in subjects:
+            continue
+        h, f, o = E.score_reps(fn(x, 1000.0), r)
+        reps += len(r)
+        found += h
+        fo += f
+        ons += o
+    return f"{found}/{reps}", fo / max(reps, 1), ons / max(reps, 1)
+
+
+def evaluate(params, sim, uci, b1, b0, rate, holdout=False):
     def fn(x, r):
         return [(c.onset, c.offset) for c in detect_contractions(x, r, **params)]
 
@@ -66,14 +82,13 @@ def evaluate(params, sim, uci, b1, b0, rate):
     e = np.abs(np.array(err)) * 1000
     out = dict(med=np.median(e), p90=np.percentile(e, 90), recall=hits / n, fpm=false / rest)
     if uci:
-        reps = found = fo = ons = 0
-        for x, r in uci:
-            h, f, o = E.score_reps(fn(x, 1000.0), r)
-            reps += len(r)
-            found += h
-            fo += f
-            ons += o
-        out.update(uci=f"{found}/{reps}", false_per_rep=fo / reps, onsets_per_rep=ons / reps)
+        found, fpr, opr = _uci_score(fn, uci)
+        out.update(uci=found, false_per_rep=fpr, onsets_per_rep=opr)
+        if holdout:
+            for group in ("12", "34"):
+                found, fpr, opr = _uci_score(fn, uci, group)
+                out[f"uci_s{group}"] = f"{found},{fpr:.3f},{opr:.2f}"
+
     if b1 is not None:
         h, f, o = E.score_reps(fn(b1, 1000.0), E.BIOSPPY_BURSTS, pre=0.6, post=0.5)
         out["emg_1"] = f"{h}/3 false {f} onsets {o}"
@@ -88,13 +103,15 @@ def main(argv=None):
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--trials", type=int, default=16)
     ap.add_argument("--rate", type=float, default=2000.0)
+    ap.add_argument("--holdout", action="store_true",
+                    help="also print UCI found,false/rep,onsets/rep per subject group")
     args = ap.parse_args(argv)
     grid = json.loads(args.grid)
     sets = load_sets(args.data, args.trials, args.rate)
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
         params = dict(zip(keys, values))
-        r = evaluate(params, *sets, args.rate)
+        r = evaluate(params, *sets, args.rate, holdout=args.holdout)
         print(params, " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in r.items()), flush=True)
 
