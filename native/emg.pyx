@@ -32,7 +32,7 @@ cdef extern from "emg_detect.h" nogil:
         long long last_low, last_off, onset, onset_raw, cand_off, above
         double pre_sum, pre_peak, acc_sum, acc_peak, snap_sum, snap_peak
         double mu, sd, on_thr, off_thr, ref_thr
-        double wsum, wsq, wtot, rearm, rearm_low
+        double rearm, rearm_low, on_eff, low_eff
     ctypedef struct emg_det_t:
         Py_ssize_t nc, min_on, min_len, min_gap, win, hist_cap, comp
         Py_ssize_t nsub, sub_keep
@@ -43,6 +43,7 @@ cdef extern from "emg_detect.h" nogil:
         double* hvar
         double* sortbuf
         double* subvar
+        double* wacc
         Py_ssize_t win_n, sub_i, hist_pos, hist_len
         long long t0
         emg_event_t* ev
@@ -75,6 +76,7 @@ cdef class _Detector:
         self.d.hvar = NULL
         self.d.sortbuf = NULL
         self.d.subvar = NULL
+        self.d.wacc = NULL
         self.d.ev = NULL
         self.last_good = NULL
         self.xin = NULL
@@ -120,12 +122,13 @@ cdef class _Detector:
         self.d.hvar = <double*>calloc(channels * history, sizeof(double))
         self.d.sortbuf = <double*>calloc(2 * history, sizeof(double))
         self.d.subvar = <double*>calloc(channels * nsub, sizeof(double))
+        self.d.wacc = <double*>calloc(channels * 3, sizeof(double))
         self.d.ev = <emg_event_t*>calloc(CHUNK * channels, sizeof(emg_event_t))
         self.last_good = <double*>calloc(channels, sizeof(double))
         self.xin = <double*>calloc(channels * CHUNK, sizeof(double))
         self.env = <double*>calloc(channels * CHUNK, sizeof(double))
         if (self.d.ch == NULL or self.d.hmean == NULL or self.d.hvar == NULL
-                or self.d.sortbuf == NULL or self.d.subvar == NULL or self.d.ev == NULL or self.last_good == NULL
+                or self.d.sortbuf == NULL or self.d.subvar == NULL or self.d.wacc == NULL or self.d.ev == NULL or self.last_good == NULL
                 or self.xin == NULL or self.env == NULL):
             raise MemoryError()
         self.reset()
@@ -136,6 +139,7 @@ cdef class _Detector:
         free(self.d.hvar)
         free(self.d.sortbuf)
         free(self.d.subvar)
+        free(self.d.wacc)
         free(self.d.ev)
         free(self.last_good)
         free(self.xin)
@@ -169,11 +173,13 @@ cdef class _Detector:
             s.acc_peak = 0.0
             s.snap_sum = 0.0
             s.snap_peak = 0.0
-            s.wsum = 0.0
-            s.wsq = 0.0
-            s.wtot = 0.0
+            self.d.wacc[3 * c] = 0.0
+            self.d.wacc[3 * c + 1] = 0.0
+            self.d.wacc[3 * c + 2] = 0.0
             s.rearm = 0.0
             s.rearm_low = 0.0
+            s.on_eff = s.on_thr
+            s.low_eff = s.ref_thr
             self.last_good[c] = 0.0
             if self.d.autob:
                 s.have_base = 0
@@ -198,9 +204,9 @@ cdef class _Detector:
         self.d.hist_pos = 0
         for c in range(self.nc):
             self.d.ch[c].have_base = 0
-            self.d.ch[c].wsum = 0.0
-            self.d.ch[c].wsq = 0.0
-            self.d.ch[c].wtot = 0.0
+            self.d.wacc[3 * c] = 0.0
+            self.d.wacc[3 * c + 1] = 0.0
+            self.d.wacc[3 * c + 2] = 0.0
 
     def baseline(self):
         """(mean, sd, on threshold, off threshold) per channel, NaN if unknown."""

@@ -31,10 +31,9 @@ typedef struct {
     long long last_low, last_off, onset, onset_raw, cand_off, above;
     double pre_sum, pre_peak, acc_sum, acc_peak, snap_sum, snap_peak;
     double mu, sd, on_thr, off_thr, ref_thr;
-    double wsum, wsq;    /* current sub-window sums */
-    double wtot;         /* current window sum (means) */
     double rearm;        /* onset level after a split without rest (0 = none) */
     double rearm_low;    /* ... and the dip level the onset is refined back to */
+    double on_eff, low_eff;  /* onset / refine levels in force (re-arm included) */
 } emg_chan_t;
 
 typedef struct {
@@ -47,6 +46,8 @@ typedef struct {
     double *hvar;        /* [nc][hist_cap] window variances */
     double *sortbuf;     /* 2 * hist_cap */
     double *subvar;      /* [nc][nsub] sub-window variances of the current window */
+    double *wacc;        /* [nc][3] sub-window sum, sum of squares, window sum;
+                            kept out of emg_chan_t, which is copied per call */
     ptrdiff_t win_n, sub_i, hist_pos, hist_len;   /* shared by all channels */
     long long t0;
     emg_event_t *ev;
@@ -66,6 +67,8 @@ static void emg_set_base(const emg_det_t *d, emg_chan_t *s, double m, double sd)
         s->on_thr = d->min_ratio * m;
     s->off_thr = m + d->k_off * sd;
     s->ref_thr = m + d->k_ref * sd;
+    s->on_eff = s->on_thr > s->rearm ? s->on_thr : s->rearm;
+    s->low_eff = s->rearm != 0.0 && s->rearm_low > s->ref_thr ? s->rearm_low : s->ref_thr;
     s->have_base = 1;
 }
 
@@ -188,7 +191,7 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
         if (s.have_base) {
             /* where did the envelope last sit at the baseline?  tracked
                forwards so the onset can be refined backwards for free */
-            if (e <= s.ref_thr || (s.rearm != 0.0 && e <= s.rearm_low)) {
+            if (e <= s.low_eff) {
                 s.last_low = t;
                 s.pre_sum = 0.0;
                 s.pre_peak = 0.0;
@@ -201,9 +204,12 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
             /* after a split without rest, a new contraction must rise to
                the re-arm level; back at rest (below the offset threshold)
                the ordinary onset threshold applies again */
-            if (s.rearm != 0.0 && st != EMG_ACTIVE && st != EMG_PENDING_OFF && e < s.off_thr)
+            if (s.rearm != 0.0 && st != EMG_ACTIVE && st != EMG_PENDING_OFF && e < s.off_thr) {
                 s.rearm = 0.0;
-            const double on_eff = s.on_thr > s.rearm ? s.on_thr : s.rearm;
+                s.on_eff = s.on_thr;
+                s.low_eff = s.ref_thr;
+            }
+            const double on_eff = s.on_eff;
             if (st == EMG_IDLE && e > on_eff) {
                 st = EMG_CANDIDATE;
                 s.above = 0;
@@ -242,6 +248,8 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                         && s.pre_sum >= d->confirm * on_eff * (double)(t - s.onset_raw + 1)) {
                     st = EMG_ACTIVE;
                     s.rearm = 0.0;
+                    s.on_eff = s.on_thr;
+                    s.low_eff = s.ref_thr;
                     s.acc_sum = s.pre_sum;
                     s.acc_peak = s.pre_peak;
                     emg_emit(d, 1, c, s.onset, t, s.onset, s.pre_peak,
@@ -251,10 +259,10 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                 /* offset threshold: baseline hysteresis, or a fraction of
                    the contraction's own mean if higher (muscles rarely
                    relax fully between fast reps) */
-                double thr = d->off_frac * s.acc_sum / (double)(t - s.onset_raw);
-                if (thr < s.off_thr)
-                    thr = s.off_thr;
-                if (e < thr) {
+                /* e < max(off_thr, off_frac * acc_sum / n), without the
+                   per-sample division (n > 0 in this state) */
+                if (e < s.off_thr
+                        || e * (double)(t - s.onset_raw) < d->off_frac * s.acc_sum) {
                     st = EMG_PENDING_OFF;
                     s.cand_off = t;
                     s.snap_sum = s.acc_sum;
@@ -272,8 +280,8 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                    of the contraction's mean: a dip that stays well below
                    the contraction's own level splits two repetitions even
                    when the muscle does not relax to rest between them */
-                if (e > s.on_thr && e > d->remerge * s.snap_sum
-                        / (double)(s.cand_off - s.onset_raw)) {
+                if (e > s.on_thr && e * (double)(s.cand_off - s.onset_raw)
+                        > d->remerge * s.snap_sum) {
                     st = EMG_ACTIVE;            /* short gap: merged */
                 } else if (t - s.cand_off >= d->min_gap) {
                     double thr = d->off_frac * s.snap_sum / (double)(s.cand_off - s.onset_raw);
@@ -289,6 +297,8 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                             s.rearm = d->remerge * s.snap_sum
                                       / (double)(s.cand_off - s.onset_raw);
                             s.rearm_low = thr;
+                            s.on_eff = s.on_thr > s.rearm ? s.on_thr : s.rearm;
+                            s.low_eff = thr > s.ref_thr ? thr : s.ref_thr;
                         }
                         emg_emit(d, 2, c, s.cand_off, t, s.onset, s.snap_peak,
                                  s.snap_sum / (double)(s.cand_off - s.onset_raw));
@@ -308,7 +318,7 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
 
 /* env: m x nc envelope rows.  At most one event per channel per sample, so
  * the caller sizes d->ev for m * nc events. */
-static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
+__attribute__((noinline)) static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
 {
     const ptrdiff_t nc = d->nc;
     const ptrdiff_t first_event = d->nev;
@@ -326,8 +336,8 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
                 const ptrdiff_t g = nc - c0 < 16 ? nc - c0 : 16;
                 double ws[16], wq[16];
                 for (ptrdiff_t c = 0; c < g; c++) {
-                    ws[c] = d->ch[c0 + c].wsum;
-                    wq[c] = d->ch[c0 + c].wsq;
+                    ws[c] = d->wacc[3 * (c0 + c)];
+                    wq[c] = d->wacc[3 * (c0 + c) + 1];
                 }
                 for (ptrdiff_t i = i0; i < i1; i++) {
                     const double *row = env + i * nc + c0;
@@ -337,8 +347,8 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
                     }
                 }
                 for (ptrdiff_t c = 0; c < g; c++) {
-                    d->ch[c0 + c].wsum = ws[c];
-                    d->ch[c0 + c].wsq = wq[c];
+                    d->wacc[3 * (c0 + c)] = ws[c];
+                    d->wacc[3 * (c0 + c) + 1] = wq[c];
                 }
             }
         }
@@ -350,13 +360,13 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
                 /* sub-window done: its own variance, and its sum into the window's */
                 const ptrdiff_t n = sub_end - (d->sub_i * d->win) / d->nsub;
                 for (ptrdiff_t c = 0; c < nc; c++) {
-                    emg_chan_t *s = &d->ch[c];
-                    const double sm = s->wsum / (double)n;
-                    const double sv = s->wsq / (double)n - sm * sm;
+                    double *w = d->wacc + 3 * c;
+                    const double sm = w[0] / (double)n;
+                    const double sv = w[1] / (double)n - sm * sm;
                     d->subvar[c * d->nsub + d->sub_i] = sv > 0.0 ? sv : 0.0;
-                    s->wtot += s->wsum;
-                    s->wsum = 0.0;
-                    s->wsq = 0.0;
+                    w[2] += w[0];
+                    w[0] = 0.0;
+                    w[1] = 0.0;
                 }
                 d->sub_i++;
             }
@@ -365,11 +375,10 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
                 d->sub_i = 0;
                 ptrdiff_t hist_pos = d->hist_pos, hist_len = d->hist_len;
                 for (ptrdiff_t c = 0; c < nc; c++) {
-                    emg_chan_t *s = &d->ch[c];
-                    const double wm = s->wtot / (double)d->win;
+                    const double wm = d->wacc[3 * c + 2] / (double)d->win;
                     d->hmean[c * d->hist_cap + hist_pos] = wm;
                     d->hvar[c * d->hist_cap + hist_pos] = emg_sub_var(d, c);
-                    s->wtot = 0.0;
+                    d->wacc[3 * c + 2] = 0.0;
                 }
                 if (++hist_pos == d->hist_cap)
                     hist_pos = 0;

@@ -103,8 +103,8 @@ def reference_events(env, det: ContractionDetector, rest=None):
                     s["acc"], s["accp"] = s["pre_sum"], s["pre_peak"]
                     events.append((1, c, s["onset"], t))
             elif st_ == 2:
-                thr = max(off_frac * s["acc"] / (t - s["raw"]), s["off"])
-                if e < thr:
+                # e < max(off, off_frac * mean so far), as a product (no division)
+                if e < s["off"] or e * (t - s["raw"]) < off_frac * s["acc"]:
                     st_ = 3
                     s.update(cand=t, snap=s["acc"], snapp=s["accp"])
                 s["acc"] += e
@@ -112,7 +112,7 @@ def reference_events(env, det: ContractionDetector, rest=None):
             elif st_ == 3:
                 s["acc"] += e
                 s["accp"] = max(s["accp"], e)
-                if e > s["on"] and e > remerge * s["snap"] / (s["cand"] - s["raw"]):
+                if e > s["on"] and e * (s["cand"] - s["raw"]) > remerge * s["snap"]:
                     st_ = 2
                 elif t - s["cand"] >= min_gap:
                     thr = max(off_frac * s["snap"] / (s["cand"] - s["raw"]), s["off"])
