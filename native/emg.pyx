@@ -31,14 +31,17 @@ cdef extern from "emg_detect.h" nogil:
         int state, have_base
         long long last_low, last_off, onset, onset_raw, cand_off, above
         double pre_sum, pre_peak, acc_sum, acc_peak, snap_sum, snap_peak
-        double mu, sd, on_thr, off_thr, ref_thr
-        double rearm, rearm_low, on_eff, low_eff
+        double on_thr, off_thr, ref_thr, extrap_f
+        double rearm, on_eff, low_eff
+    ctypedef struct emg_cold_t:
+        double mu, sd, rearm_low
     ctypedef struct emg_det_t:
         Py_ssize_t nc, min_on, min_len, min_gap, win, hist_cap, comp
         Py_ssize_t nsub, sub_keep
         int autob
         double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge, confirm
         emg_chan_t* ch
+        emg_cold_t* cold
         double* hmean
         double* hvar
         double* sortbuf
@@ -49,7 +52,7 @@ cdef extern from "emg_detect.h" nogil:
         emg_event_t* ev
         Py_ssize_t nev
     int EMG_IDLE, EMG_ACTIVE, EMG_PENDING_OFF
-    void emg_set_base(const emg_det_t* d, emg_chan_t* s, double m, double sd)
+    void emg_set_base(const emg_det_t* d, Py_ssize_t c, double m, double sd)
     void emg_detect(emg_det_t* d, const double* env, Py_ssize_t m)
 
 # Samples per internal chunk: the envelope scratch buffer and the event
@@ -72,6 +75,7 @@ cdef class _Detector:
 
     def __cinit__(self):
         self.d.ch = NULL
+        self.d.cold = NULL
         self.d.hmean = NULL
         self.d.hvar = NULL
         self.d.sortbuf = NULL
@@ -118,6 +122,7 @@ cdef class _Detector:
         self.d.confirm = confirm if confirm > 0.0 else 0.0
         self.d.autob = 1
         self.d.ch = <emg_chan_t*>calloc(channels, sizeof(emg_chan_t))
+        self.d.cold = <emg_cold_t*>calloc(channels, sizeof(emg_cold_t))
         self.d.hmean = <double*>calloc(channels * history, sizeof(double))
         self.d.hvar = <double*>calloc(channels * history, sizeof(double))
         self.d.sortbuf = <double*>calloc(2 * history, sizeof(double))
@@ -127,7 +132,7 @@ cdef class _Detector:
         self.last_good = <double*>calloc(channels, sizeof(double))
         self.xin = <double*>calloc(channels * CHUNK, sizeof(double))
         self.env = <double*>calloc(channels * CHUNK, sizeof(double))
-        if (self.d.ch == NULL or self.d.hmean == NULL or self.d.hvar == NULL
+        if (self.d.ch == NULL or self.d.cold == NULL or self.d.hmean == NULL or self.d.hvar == NULL
                 or self.d.sortbuf == NULL or self.d.subvar == NULL or self.d.wacc == NULL or self.d.ev == NULL or self.last_good == NULL
                 or self.xin == NULL or self.env == NULL):
             raise MemoryError()
@@ -135,6 +140,7 @@ cdef class _Detector:
 
     def __dealloc__(self):
         free(self.d.ch)
+        free(self.d.cold)
         free(self.d.hmean)
         free(self.d.hvar)
         free(self.d.sortbuf)
@@ -177,7 +183,7 @@ cdef class _Detector:
             self.d.wacc[3 * c + 1] = 0.0
             self.d.wacc[3 * c + 2] = 0.0
             s.rearm = 0.0
-            s.rearm_low = 0.0
+            self.d.cold[c].rearm_low = 0.0
             s.on_eff = s.on_thr
             s.low_eff = s.ref_thr
             self.last_good[c] = 0.0
@@ -192,7 +198,7 @@ cdef class _Detector:
             raise ValueError("baseline length != channels")
         self.d.autob = 0
         for c in range(self.nc):
-            emg_set_base(&self.d, &self.d.ch[c], mu[c], sd[c])
+            emg_set_base(&self.d, c, mu[c], sd[c])
 
     def clear_baseline(self):
         """Return to automatic noise-floor tracking (from the next window)."""
@@ -215,7 +221,7 @@ cdef class _Detector:
         for c in range(self.nc):
             s = &self.d.ch[c]
             if s.have_base:
-                out.append((s.mu, s.sd, s.on_thr, s.off_thr))
+                out.append((self.d.cold[c].mu, self.d.cold[c].sd, s.on_thr, s.off_thr))
             else:
                 out.append((nan, nan, nan, nan))
         return out

@@ -30,11 +30,18 @@ typedef struct {
     int state, have_base;
     long long last_low, last_off, onset, onset_raw, cand_off, above;
     double pre_sum, pre_peak, acc_sum, acc_peak, snap_sum, snap_peak;
-    double mu, sd, on_thr, off_thr, ref_thr;
+    double on_thr, off_thr, ref_thr;
+    double extrap_f;     /* (ref_thr - mu) / (on_thr - ref_thr): onset secant */
     double rearm;        /* onset level after a split without rest (0 = none) */
-    double rearm_low;    /* ... and the dip level the onset is refined back to */
     double on_eff, low_eff;  /* onset / refine levels in force (re-arm included) */
 } emg_chan_t;
+
+/* Per-channel values the sample loop does not need (emg_chan_t is copied
+ * into registers per call, so it holds only what the loop uses). */
+typedef struct {
+    double mu, sd;       /* baseline */
+    double rearm_low;    /* dip level a re-armed onset is refined back to */
+} emg_cold_t;
 
 typedef struct {
     ptrdiff_t nc, min_on, min_len, min_gap, win, hist_cap, comp;
@@ -42,6 +49,7 @@ typedef struct {
     int autob;
     double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge, confirm;
     emg_chan_t *ch;      /* nc */
+    emg_cold_t *cold;    /* nc */
     double *hmean;       /* [nc][hist_cap] window means */
     double *hvar;        /* [nc][hist_cap] window variances */
     double *sortbuf;     /* 2 * hist_cap */
@@ -54,21 +62,24 @@ typedef struct {
     ptrdiff_t nev;
 } emg_det_t;
 
-static void emg_set_base(const emg_det_t *d, emg_chan_t *s, double m, double sd)
+static void emg_set_base(const emg_det_t *d, ptrdiff_t c, double m, double sd)
 {
+    emg_chan_t *s = &d->ch[c];
+    emg_cold_t *k = &d->cold[c];
     /* a perfectly flat input (a disconnected channel reading 0) has sd == 0;
        keep the thresholds strictly above the mean anyway */
     if (sd < 0.02 * m)
         sd = 0.02 * m;
-    s->mu = m;
-    s->sd = sd;
+    k->mu = m;
+    k->sd = sd;
     s->on_thr = m + d->k_on * sd;
     if (s->on_thr < d->min_ratio * m)
         s->on_thr = d->min_ratio * m;
     s->off_thr = m + d->k_off * sd;
     s->ref_thr = m + d->k_ref * sd;
+    s->extrap_f = s->on_thr > s->ref_thr ? (s->ref_thr - m) / (s->on_thr - s->ref_thr) : 0.0;
     s->on_eff = s->on_thr > s->rearm ? s->on_thr : s->rearm;
-    s->low_eff = s->rearm != 0.0 && s->rearm_low > s->ref_thr ? s->rearm_low : s->ref_thr;
+    s->low_eff = s->rearm != 0.0 && k->rearm_low > s->ref_thr ? k->rearm_low : s->ref_thr;
     s->have_base = 1;
 }
 
@@ -106,7 +117,7 @@ static void emg_floor(emg_det_t *d, ptrdiff_t c, ptrdiff_t hist_len)
         sv += srt[2 * k + 1];
     }
     const double var = sv / (double)nq;
-    emg_set_base(d, &d->ch[c], sm / (double)nq, var > 0.0 ? sqrt(var) : 0.0);
+    emg_set_base(d, c, sm / (double)nq, var > 0.0 ? sqrt(var) : 0.0);
 }
 
 /* Within-window variance of channel c's finished window: the mean of its
@@ -225,8 +236,7 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                        level) to (this crossing, onset level) back down to
                        the baseline mean: a slow rise leaves the refine
                        level late by that much */
-                    const double f = (s.ref_thr - s.mu) / (s.on_thr - s.ref_thr);
-                    s.onset -= (long long)(d->extrap * f * (double)(t - s.last_low) + 0.5);
+                    s.onset -= (long long)(d->extrap * s.extrap_f * (double)(t - s.last_low) + 0.5);
                 }
                 if (s.onset < s.last_off)
                     s.onset = s.last_off;
@@ -296,7 +306,7 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                                this one), not to the baseline */
                             s.rearm = d->remerge * s.snap_sum
                                       / (double)(s.cand_off - s.onset_raw);
-                            s.rearm_low = thr;
+                            d->cold[c].rearm_low = thr;
                             s.on_eff = s.on_thr > s.rearm ? s.on_thr : s.rearm;
                             s.low_eff = thr > s.ref_thr ? thr : s.ref_thr;
                         }
