@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import numpy as np
 import pytest
@@ -127,3 +128,29 @@ def test_missing_profile_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("GLUTEBRIDGE_HOME", str(tmp_path))
     with pytest.raises(ConfigError, match="glutebridge calibrate"):
         load_profile("nobody")
+
+
+async def test_operator_led_single_leg_test_marks_phases_on_the_wearable():
+    """The host leads (prompts + MARK commands echoed by the device): no scripted markers."""
+    import dataclasses
+
+    from rich.console import Console
+
+    from bridge.commands.guided import single_leg
+    from bridge.commands.run import Outputs
+
+    # A client who lifts the foot 8 s after each phase starts, with no markers of its own:
+    # the guide's MARKs (echoed by the wearable on its clock) are the only phases.
+    tl = scenarios._Timeline(scenarios.Profile())
+    tl.rest(2.0)
+    tl.stance("right", 30.0, lift_off=8.0)
+    tl.stance("left", 30.0, touchdown=14.0, lift_off=8.0)
+    sig = dataclasses.replace(scenarios._render(tl, seed=0), markers=())
+    out = Outputs(view="quiet", console=Console(file=open(os.devnull, "w")))
+    results = await single_leg("sim://custom", out=out, countdown=0.3, operator=True,
+                               transport_options={"signals": sig, "speed": 10})
+    (dev,) = results["devices"].values()
+    stances = {p["arg"]: p["stance"][0] for p in dev["phases"] if p["phase"] == "stance"}
+    assert stances["right"]["completed"] and stances["right"]["time_achieved"] == 30.0
+    assert stances["left"]["time_achieved"] == pytest.approx(14.0, abs=0.1)
+    assert dev["stance_comparison"]["weaker_leg"] == "left"

@@ -24,9 +24,11 @@ from bridge.stream import SampleChunk
 
 
 async def _countdown(console: Console, seconds: float, text: str) -> None:
-    for left in range(int(round(seconds)), 0, -1):
-        console.print(f"  {text} … {left}", end="\r")
-        await asyncio.sleep(1.0)
+    left = seconds
+    while left > 0:
+        console.print(f"  {text} … {left:.0f}", end="\r")
+        await asyncio.sleep(min(1.0, left))
+        left -= 1.0
     console.print(" " * 60, end="\r")
 
 
@@ -78,14 +80,20 @@ async def calibrate(url: str, profile: str, *, rest_s: float = 5.0, mvc_s: float
 
 
 async def single_leg(url: str, *, legs=("right", "left"), duration: float = 30.0,
-                     out: Outputs, transport_options: dict | None = None) -> dict:
-    """Timed single-leg stance on each leg, then the left/right comparison."""
+                     out: Outputs, transport_options: dict | None = None,
+                     countdown: float = 5.0, operator: bool | None = None) -> dict:
+    """Timed single-leg stance on each leg, then the left/right comparison.
+
+    ``operator`` (default: not for sim:// and replay://) makes the host lead:
+    it prompts, counts down ``countdown`` s and marks each leg's phase on the
+    wearable; otherwise the device's own phase markers lead.
+    """
     conn = Connection(make_transport(url, **(transport_options or {})))
     session = Session(stance_duration=duration)
     console = out.console
     await conn.open()
     try:
-        if _scripted(url):
+        if not (operator if operator is not None else not _scripted(url)):
             return await run_session(conn, session, out, stats=lambda: conn.stats)
         done = asyncio.Event()
 
@@ -99,7 +107,7 @@ async def single_leg(url: str, *, legs=("right", "left"), duration: float = 30.0
                 console.print(f"[bold]Stand on your {leg} leg[/], hands on hips. Lift your "
                               f"{other} foot when told; keep it up as long as you can "
                               f"(goal {duration:g} s).")
-                await _countdown(console, 5, "stand still on both feet")
+                await _countdown(console, countdown, "stand still on both feet")
                 done.clear()
                 await _mark(conn, f"stance:{leg}")
                 console.print(f"[bold green]Lift your {other} foot now![/]")
@@ -107,8 +115,9 @@ async def single_leg(url: str, *, legs=("right", "left"), duration: float = 30.0
                     await asyncio.wait_for(done.wait(), duration + 20.0)
                 except asyncio.TimeoutError:
                     console.print("no result within the time limit; moving on")
-            await _mark(conn, "end")
-            await asyncio.sleep(0.5)
+            if conn.connected:  # a recording or a virtual client may have ended already
+                await _mark(conn, "end")
+                await asyncio.sleep(0.5)
             await conn.close()
 
         task = asyncio.get_running_loop().create_task(drive())

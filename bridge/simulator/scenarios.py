@@ -76,7 +76,7 @@ class _Timeline:
         self.t = 0.0
         self.bursts: list[Burst] = []
         self.phases: list[tuple[str, float, float]] = []
-        self.stances: list[tuple[str, float, float, tuple[float, ...]]] = []
+        self.stances: list[tuple[str, float, float, tuple[float, ...], float]] = []
 
     def rest(self, seconds: float) -> None:
         self.phases.append(("rest", self.t, self.t + seconds))
@@ -101,7 +101,7 @@ class _Timeline:
         """Single-leg stance on ``leg``: lift at +lift_off, stand ``seconds`` or touch down."""
         total = lift_off + (touchdown if touchdown is not None else seconds) + after
         tds = (lift_off + touchdown,) if touchdown is not None else (lift_off + seconds + 1.0,)
-        self.stances.append((leg, self.t, total, tds))
+        self.stances.append((leg, self.t, total, tds, lift_off))
         self.phases.append((f"stance:{leg}", self.t, self.t + total))
         self.t += total
 
@@ -115,13 +115,13 @@ def _render(tl: _Timeline, seed: int, snr_db: float = 15.0, imu: bool = True) ->
     imu_data = np.empty((0, 6))
     if imu:
         pieces, t = [], 0.0
-        for k, (leg, start, total, tds) in enumerate(tl.stances):
+        for k, (leg, start, total, tds, lift_off) in enumerate(tl.stances):
             if start > t:  # double stance between tests
                 quiet, _ = simulate_stance(IMU_RATE, start - t, stance="double",
                                            seed=seed + 101 + k)
                 pieces.append(quiet)
             data, st = simulate_stance(IMU_RATE, total, leg=leg, touchdowns=tds,
-                                       relift_after=1e9, seed=seed + 7 + k)
+                                       lift_off=lift_off, relift_after=1e9, seed=seed + 7 + k)
             pieces.append(data)
             truth["stance"].append({
                 "leg": leg, "start": start,
