@@ -4,10 +4,14 @@
  * threshold that must be exceeded for min_on samples and a contraction that
  * must last min_len samples before the onset is confirmed, a lower offset
  * threshold (hysteresis) that must hold for min_gap samples (shorter dips are
- * merged), and an onset refined back to where the envelope last sat at the
- * baseline.  Channels are independent, so a chunk is processed channel by
- * channel with the state in registers; events are then sorted by (emitted
- * sample, channel), which makes the event stream independent of chunking.
+ * merged unless the dip stays below the contraction's own mean), and an
+ * onset refined back to where the envelope last sat at the baseline.  A
+ * candidate is confirmed only if its mean level reached a fraction of the
+ * onset threshold; after a split without rest the channel is re-armed at
+ * the previous contraction's level until the envelope is back at rest.
+ * Channels are independent, so a chunk is processed channel by channel with
+ * the state in registers; events are then sorted by (emitted sample,
+ * channel), which makes the event stream independent of chunking.
  */
 #ifndef GLUTEBRIDGE_EMG_DETECT_H
 #define GLUTEBRIDGE_EMG_DETECT_H
@@ -328,7 +332,7 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
 
 /* env: m x nc envelope rows.  At most one event per channel per sample, so
  * the caller sizes d->ev for m * nc events. */
-__attribute__((noinline)) static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
+static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
 {
     const ptrdiff_t nc = d->nc;
     const ptrdiff_t first_event = d->nev;
