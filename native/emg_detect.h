@@ -338,31 +338,53 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
     const ptrdiff_t first_event = d->nev;
     ptrdiff_t i0 = 0;
     while (i0 < m) {
-        /* sub-chunk that ends at the next sub-window boundary at the latest */
+        /* sub-chunk that ends at the next window boundary at the latest (the
+           thresholds change there; sub-window ends only feed the sums) */
         ptrdiff_t i1 = m;
-        const ptrdiff_t sub_end = ((d->sub_i + 1) * d->win) / d->nsub;
-        if (d->autob && i0 + (sub_end - d->win_n) < i1)
-            i1 = i0 + (sub_end - d->win_n);
+        if (d->autob && i0 + (d->win - d->win_n) < i1)
+            i1 = i0 + (d->win - d->win_n);
         if (d->autob) {
-            /* sub-window sums, sample-major: independent accumulators per
-               channel vectorise; per channel the order is still sample order */
-            for (ptrdiff_t c0 = 0; c0 < nc; c0 += 16) {
-                const ptrdiff_t g = nc - c0 < 16 ? nc - c0 : 16;
-                double ws[16], wq[16];
-                for (ptrdiff_t c = 0; c < g; c++) {
-                    ws[c] = d->wacc[3 * (c0 + c)];
-                    wq[c] = d->wacc[3 * (c0 + c) + 1];
-                }
-                for (ptrdiff_t i = i0; i < i1; i++) {
-                    const double *row = env + i * nc + c0;
+            ptrdiff_t a = i0, pos = d->win_n;
+            while (a < i1) {
+                const ptrdiff_t sub_end = ((d->sub_i + 1) * d->win) / d->nsub;
+                const ptrdiff_t b = a + (sub_end - pos) < i1 ? a + (sub_end - pos) : i1;
+                /* sub-window sums, sample-major: independent accumulators
+                   per channel vectorise; per channel the order is still
+                   sample order */
+                for (ptrdiff_t c0 = 0; c0 < nc; c0 += 16) {
+                    const ptrdiff_t g = nc - c0 < 16 ? nc - c0 : 16;
+                    double ws[16], wq[16];
                     for (ptrdiff_t c = 0; c < g; c++) {
-                        ws[c] += row[c];
-                        wq[c] += row[c] * row[c];
+                        ws[c] = d->wacc[3 * (c0 + c)];
+                        wq[c] = d->wacc[3 * (c0 + c) + 1];
+                    }
+                    for (ptrdiff_t i = a; i < b; i++) {
+                        const double *row = env + i * nc + c0;
+                        for (ptrdiff_t c = 0; c < g; c++) {
+                            ws[c] += row[c];
+                            wq[c] += row[c] * row[c];
+                        }
+                    }
+                    for (ptrdiff_t c = 0; c < g; c++) {
+                        d->wacc[3 * (c0 + c)] = ws[c];
+                        d->wacc[3 * (c0 + c) + 1] = wq[c];
                     }
                 }
-                for (ptrdiff_t c = 0; c < g; c++) {
-                    d->wacc[3 * (c0 + c)] = ws[c];
-                    d->wacc[3 * (c0 + c) + 1] = wq[c];
+                pos += b - a;
+                a = b;
+                if (pos == sub_end) {
+                    /* sub-window done: its own variance, its sum into the window's */
+                    const ptrdiff_t n = sub_end - (d->sub_i * d->win) / d->nsub;
+                    for (ptrdiff_t c = 0; c < nc; c++) {
+                        double *w = d->wacc + 3 * c;
+                        const double sm = w[0] / (double)n;
+                        const double sv = w[1] / (double)n - sm * sm;
+                        d->subvar[c * d->nsub + d->sub_i] = sv > 0.0 ? sv : 0.0;
+                        w[2] += w[0];
+                        w[0] = 0.0;
+                        w[1] = 0.0;
+                    }
+                    d->sub_i++;
                 }
             }
         }
@@ -370,20 +392,6 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
             emg_detect_channel(d, c, env, i0, i1);
         if (d->autob) {
             d->win_n += i1 - i0;
-            if (d->win_n == sub_end) {
-                /* sub-window done: its own variance, and its sum into the window's */
-                const ptrdiff_t n = sub_end - (d->sub_i * d->win) / d->nsub;
-                for (ptrdiff_t c = 0; c < nc; c++) {
-                    double *w = d->wacc + 3 * c;
-                    const double sm = w[0] / (double)n;
-                    const double sv = w[1] / (double)n - sm * sm;
-                    d->subvar[c * d->nsub + d->sub_i] = sv > 0.0 ? sv : 0.0;
-                    w[2] += w[0];
-                    w[0] = 0.0;
-                    w[1] = 0.0;
-                }
-                d->sub_i++;
-            }
             if (d->win_n == d->win) {
                 d->win_n = 0;
                 d->sub_i = 0;
