@@ -464,7 +464,7 @@ def test_low_tone_is_not_confirmed(seed):
     env = EmgFilter(1, RATE).process(x)[:, 0]
     det = ContractionDetector(1, RATE)
     det.process(x[:int(2.9 * RATE)])
-    mu, _, on, _ = det.baseline()[0]
+    _, _, on, _ = det.baseline()[0]
     tone = env[int(3.5 * RATE):int(5.5 * RATE)]
     # the scenario: the tone crosses the onset threshold often, its mean does not
     assert (tone > on).mean() > 0.01 and tone.mean() < 0.85 * on
