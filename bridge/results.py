@@ -6,7 +6,7 @@ render this one structure, so their numbers agree.
 
 from __future__ import annotations
 
-from bridge.analytics import summarize
+from bridge.analytics import SegmentFrequency, summarize, trend_of_segments
 from bridge.analytics.holds import hold_timing
 
 #: A hold counts as met within this many seconds of its target: onsets and offsets are
@@ -39,7 +39,7 @@ def phase_results(session, device: str) -> list[dict]:
         entry: dict = {"phase": ph.name, "arg": ph.arg, "start": ph.start, "end": ph.end}
         cs = _in_window(contractions, ph.start, ph.end)
         if ph.name == "reps" and names:
-            entry["summary"] = _reps_summary(cs, names)
+            entry["summary"] = _reps_summary(cs, names, lambda c: session.spectrum(device, c))
         elif ph.name == "hold" and names:
             target = float(ph.arg or 10.0)
             entry["holds"] = {
@@ -77,7 +77,7 @@ def stance_comparison(session, device: str, age: float | None = None) -> dict | 
     return _as_dict(compare_legs(last["left"], last["right"], age=age))
 
 
-def _reps_summary(cs, names: dict[int, str]) -> dict:
+def _reps_summary(cs, names: dict[int, str], spectrum=None) -> dict:
     out = {}
     for side, suffix in (("left", "_L"), ("right", "_R")):
         fire = _side_names(names, suffix)
@@ -88,9 +88,29 @@ def _reps_summary(cs, names: dict[int, str]) -> dict:
             out[side] = {"firing": s.firing.to_dict() if s.firing else None,
                          "ratios": [r.to_dict() for r in s.ratios]}
     full = summarize(cs, names)
-    out["muscles"] = [m.to_dict() for m in full.muscles if m.reps.n_reps]
+    out["muscles"] = [_with_fatigue(m, cs, spectrum) for m in full.muscles if m.reps.n_reps]
     out["symmetry"] = [s.to_dict() for s in full.symmetry]
     return out
+
+
+def _with_fatigue(m, cs, spectrum) -> dict:
+    """A muscle's summary with its MDF/MNF trend over reps from the spectra kept live."""
+    d = m.to_dict()
+    if spectrum is None:
+        return d
+    by_onset = {c.onset: c for c in cs if c.channel == m.channel}
+    segs, missing = [], 0
+    for r in m.reps.reps:
+        c = by_onset.get(r.onset)
+        spec = spectrum(c) if c is not None else None
+        if spec is None or spec.mdf is None:
+            missing += 1
+            continue
+        segs.append(SegmentFrequency(r.index, spec.start, spec.end, spec.mnf, spec.mdf))
+    if len(segs) >= 2:
+        d["fatigue"] = trend_of_segments(segs).to_dict()
+        d["fatigue"]["reps_without_spectrum"] = missing
+    return d
 
 
 def _as_dict(obj):
@@ -115,7 +135,8 @@ def session_results(session) -> dict:
                  "onset": c.onset, "offset": c.offset, "peak": c.peak, "mean": c.mean,
                  "pct_mvc": c.pct_mvc, "truncated": c.truncated}
                 for c in session.contractions(name)],
-            "summary": (_reps_summary(session.contractions(name), session.channel_names(name))
+            "summary": (_reps_summary(session.contractions(name), session.channel_names(name),
+                                      lambda c, name=name: session.spectrum(name, c))
                         if session.contractions(name) else None),
             "phases": phase_results(session, name),
             "stance_comparison": stance_comparison(session, name),

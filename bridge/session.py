@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import firmware_protocol as fp
+from bridge.analytics.fatigue import SegmentFrequency
 from bridge.emg import Contraction, ContractionDetector, Offset, Onset
+from bridge.spectra import RawHistory, contraction_spectrum
 from bridge.stream import DeviceEvent, Gap, SampleChunk
 
 
@@ -143,6 +145,8 @@ class _Emg:
     anchor: tuple[int, float] | None = None  # (stream sample, host time) of the latest chunk
     contractions: list[Contraction] = field(default_factory=list)
     calib: dict[str, list[np.ndarray]] = field(default_factory=dict)  # phase -> blocks
+    history: RawHistory | None = None  # recent raw samples, for per-contraction spectra
+    spectra: dict[tuple[int, int], SegmentFrequency] = field(default_factory=dict)
 
     def stream_sample(self, det_sample: int) -> int:
         return self.base + det_sample
@@ -182,11 +186,15 @@ class Session:
     back), keeping the detector's sample clock equal to the stream's.  The
     data itself keeps its gap (LinkEvent, results, exports).  Longer gaps
     close open contractions (marked truncated) and restart the detector.
+    The last ``spectrum_history`` s of raw EMG are kept so that each
+    contraction's MNF/MDF is computed when it ends (fatigue trends over reps,
+    :meth:`spectrum`); 0 turns this off.
     """
 
     def __init__(self, *, detector: dict | None = None, stance_duration: float = 30.0,
                  end_on_touchdown: bool = True, max_bridge: float = 0.1,
-                 calibrate_on_rest: bool = True) -> None:
+                 calibrate_on_rest: bool = True, spectrum_history: float = 40.0) -> None:
+        self.spectrum_history = spectrum_history
         self.detector_params = dict(detector or {})
         self.stance_duration = stance_duration
         self.end_on_touchdown = end_on_touchdown
@@ -229,12 +237,16 @@ class Session:
             st = dev.emg[c.stream] = _Emg(
                 ContractionDetector(c.samples.shape[1], c.rate, **self.detector_params),
                 c.rate, c.labels)
+            if self.spectrum_history > 0:
+                st.history = RawHistory(c.rate, self.spectrum_history)
             if self.profile is not None:
                 from bridge.profiles import apply_profile
                 self.notes += apply_profile(st.detector, c.labels, c.rate, self.profile)
         if st.base is None:
             st.base = c.first_sample
         st.anchor = (c.first_sample, c.host_time)
+        if st.history is not None:
+            st.history.add(c.first_sample, c.samples)
         self._timeline(dev, c)
         phase = dev.phases[-1] if dev.phases else None
         if phase is not None and phase.name in ("rest", "mvc") and phase.end is None:
@@ -256,6 +268,10 @@ class Session:
                 c = Contraction(k.channel, on / st.rate, t, k.peak, k.mean, k.pct_mvc, on, s,
                                 k.truncated)
                 st.contractions.append(c)
+                if st.history is not None:
+                    spec = contraction_spectrum(st.history, k.channel, on, s)
+                    if spec is not None:
+                        st.spectra[(k.channel, on)] = spec
                 out.append(MuscleEvent("offset", device, ev.channel, name, t, st.host_time(s),
                                        ev.latency, k.peak, k.mean, c))
         return out
@@ -397,6 +413,14 @@ class Session:
         devs = [self.devices[device]] if device is not None else self.devices.values()
         out = [c for d in devs for st in d.emg.values() for c in st.contractions]
         return sorted(out, key=lambda c: (c.onset, c.channel))
+
+    def spectrum(self, device: str, contraction) -> SegmentFrequency | None:
+        """MNF/MDF of ``contraction``'s raw EMG (None if too short, cut by a gap or not kept)."""
+        for st in self.devices[device].emg.values():
+            spec = st.spectra.get((contraction.channel, contraction.onset_sample))
+            if spec is not None:
+                return spec
+        return None
 
     def channel_names(self, device: str | None = None) -> dict[int, str]:
         dev = self.devices[device] if device is not None else next(iter(self.devices.values()))

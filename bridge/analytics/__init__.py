@@ -21,6 +21,7 @@ from bridge.analytics.fatigue import (
     fatigue_trend,
     linear_trend,
     segment_frequencies,
+    trend_of_segments,
     within_hold_fatigue,
 )
 from bridge.analytics.holds import Hold, HoldSummary, SustainedRun, hold_timing, sustained_above
@@ -77,5 +78,6 @@ __all__ = [
     "sustained_above",
     "symmetry_index",
     "symmetry_ratio",
+    "trend_of_segments",
     "within_hold_fatigue",
 ]

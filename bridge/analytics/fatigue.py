@@ -45,7 +45,9 @@ __all__ = [
     "Trend",
     "fatigue_trend",
     "linear_trend",
+    "pieces_frequencies",
     "segment_frequencies",
+    "trend_of_segments",
     "within_hold_fatigue",
 ]
 
@@ -136,6 +138,10 @@ def _frequencies(x: np.ndarray, rate: float, lo: float, hi: float, segment: floa
     nper = min(x.size, max(16, int(round(segment * rate))))
     f, p = welch(x, fs=rate, window="hann", nperseg=nper, noverlap=nper // 2,
                  detrend="constant", scaling="density")
+    return _band_frequencies(f, p, lo, hi, segment)
+
+
+def _band_frequencies(f: np.ndarray, p: np.ndarray, lo: float, hi: float, segment: float):
     keep = (f >= lo) & (f <= hi)
     f, p = f[keep], p[keep]
     if f.size < 2:
@@ -144,6 +150,37 @@ def _frequencies(x: np.ndarray, rate: float, lo: float, hi: float, segment: floa
             "widen the band or lengthen the segment"
         )
     return nan_to_none(mean_frequency(p, f)), nan_to_none(median_frequency(p, f, interpolate=True))
+
+
+def pieces_frequencies(
+    pieces: Iterable[Any],
+    rate: float,
+    *,
+    band: tuple[float, float] | None = (20.0, 450.0),
+    segment: float = 0.25,
+) -> tuple[float | None, float | None] | None:
+    """MNF and MDF of one segment given as gap-free pieces (a segment a link gap cut).
+
+    Welch PSDs of the pieces are averaged, weighted by their Welch segment
+    counts, so that no spectral window straddles a hole.  Pieces shorter than
+    one Welch segment are left out; None when none is long enough.
+    """
+    rate = check_rate(rate)
+    segment, lo, hi = _spectrum_params(rate, band, segment)
+    nper = max(16, int(round(segment * rate)))
+    acc, weight, f = None, 0, None
+    for piece in pieces:
+        x = check_signal(piece, "piece", ndim=(1,))
+        if x.size < nper:
+            continue
+        f, p = welch(x, fs=rate, window="hann", nperseg=nper, noverlap=nper // 2,
+                     detrend="constant", scaling="density")
+        k = 1 + (x.size - nper) // (nper - nper // 2)
+        acc = p * k if acc is None else acc + p * k
+        weight += k
+    if acc is None:
+        return None
+    return _band_frequencies(f, acc / weight, lo, hi, segment)
 
 
 def _one_channel(raw: Any, channel: int | None) -> np.ndarray:
@@ -185,7 +222,7 @@ def segment_frequencies(
 
 
 def _trend_of(segs: tuple[SegmentFrequency, ...]) -> FatigueTrend:
-    idx = np.arange(1, len(segs) + 1, dtype=np.float64)
+    idx = np.array([s.index for s in segs], dtype=np.float64)
     mid = np.array([(s.start + s.end) / 2 for s in segs], dtype=np.float64)
     mdf = np.array([np.nan if s.mdf is None else s.mdf for s in segs], dtype=np.float64)
     mnf = np.array([np.nan if s.mnf is None else s.mnf for s in segs], dtype=np.float64)
@@ -197,6 +234,18 @@ def _trend_of(segs: tuple[SegmentFrequency, ...]) -> FatigueTrend:
         change = (last - first) / first * 100.0 if first > 0 else None
     return FatigueTrend(segs, t_mdf, linear_trend(idx, mnf), linear_trend(mid, mdf),
                         linear_trend(mid, mnf), change)
+
+
+def trend_of_segments(segments: Iterable[SegmentFrequency]) -> FatigueTrend:
+    """Trends of already computed segment spectra (e.g. one per rep, kept as each ended).
+
+    The per-index trends use each segment's ``index`` (its rep number), so a rep
+    without a spectrum leaves a hole instead of shifting the later reps.
+    """
+    segs = tuple(sorted(segments, key=lambda s: s.index))
+    if not all(isinstance(s, SegmentFrequency) for s in segs):
+        raise ConfigError("segments must be SegmentFrequency objects")
+    return _trend_of(segs)
 
 
 def fatigue_trend(

@@ -39,7 +39,12 @@ __all__ = ["Burst", "simulate_emg", "emg_spectrum"]
 @dataclass(frozen=True, slots=True)
 class Burst:
     """One activation: ``channel``, ``onset``/``offset`` (s), ``level`` (RMS mV
-    at the plateau), ``rise``/``fall`` times (s, inside [onset, offset])."""
+    at the plateau), ``rise``/``fall`` times (s, inside [onset, offset]).
+
+    ``freq_scale`` scales the burst's spectrum along the frequency axis (its
+    mean and median frequency scale with it): values below 1 model fatigue,
+    whose sEMG spectrum shifts down as conduction velocity falls.
+    """
 
     channel: int
     onset: float
@@ -47,6 +52,7 @@ class Burst:
     level: float
     rise: float = 0.05
     fall: float = 0.05
+    freq_scale: float = 1.0
 
 
 def emg_spectrum(freqs: np.ndarray, fl: float = 60.0, fh: float = 120.0) -> np.ndarray:
@@ -138,6 +144,8 @@ def simulate_emg(
             raise ConfigError(f"burst channel {b.channel} outside 0..{channels - 1}")
         if not (0 <= b.onset < b.offset) or b.level <= 0:
             raise ConfigError(f"burst needs 0 <= onset < offset and level > 0: {b}")
+        if not b.freq_scale > 0:
+            raise ConfigError(f"burst freq_scale must be > 0: {b}")
     rng = np.random.default_rng(seed)
     n = int(round(rate * duration))
     t = np.arange(n) / rate
@@ -153,8 +161,16 @@ def simulate_emg(
             carrier = _shaped_noise(rng, n, rate, *spectrum)
             amp = np.zeros(n)
             for b in mine:
-                amp += _envelope(t, b)
+                if b.freq_scale == 1.0:
+                    amp += _envelope(t, b)
             x += carrier * amp
+            # Bursts with a shifted spectrum get their own carrier (drawn after the
+            # shared one, so simulations without shifts are unchanged).
+            for b in mine:
+                if b.freq_scale != 1.0:
+                    fl, fh = spectrum
+                    own = _shaped_noise(rng, n, rate, fl * b.freq_scale, fh * b.freq_scale)
+                    x += own * _envelope(t, b)
         if hum:
             ph = rng.uniform(0, 2 * np.pi)
             x += hum * np.sin(2 * np.pi * hum_freq * t + ph)

@@ -73,7 +73,7 @@ class ConsoleSink:
 
     def _reps(self, s: dict) -> None:
         t = Table(title="Repetitions", show_edge=False)
-        for col in ("muscle", "reps", "mean duration s", "mean peak µV"):
+        for col in ("muscle", "reps", "mean duration s", "mean peak µV", "MDF over set"):
             t.add_column(col)
         for m in s["muscles"]:
             reps = m["reps"]["sets"]
@@ -82,7 +82,11 @@ class ConsoleSink:
                 continue
             dur = sum(r["duration"] for r in all_reps) / len(all_reps)
             peak = sum(r["peak"] for r in all_reps) / len(all_reps)
-            t.add_row(m["name"], str(len(all_reps)), f"{dur:.2f}", f"{peak * 1000:.0f}")
+            # median-frequency change over the set (fitted last vs first rep; see docs/analytics.md)
+            fat = m.get("fatigue") or {}
+            mdf = fat.get("mdf_change_pct")
+            t.add_row(m["name"], str(len(all_reps)), f"{dur:.2f}", f"{peak * 1000:.0f}",
+                      "–" if mdf is None else f"{mdf:+.0f} %")
         self.console.print(t)
         for side in ("left", "right"):
             f = (s.get(side) or {}).get("firing")
