@@ -73,7 +73,11 @@ class Contraction:
     are envelope values in input units (mV in, mV out); ``pct_mvc`` is
     ``100 * mean / MVC`` when an MVC was calibrated, else None.
     ``truncated`` is True when the data ended before the muscle relaxed and
-    the contraction was closed at the last sample.
+    the contraction was closed at the last sample.  ``censored_onset`` is
+    True when the muscle was already contracting at the first sample (the
+    recording started mid-contraction): ``onset`` is then 0, the start of
+    the data, not a measured onset - leave it out of onset timing (firing
+    order, latencies); duration and amplitude cover the recorded part only.
     """
 
     channel: int
@@ -85,6 +89,7 @@ class Contraction:
     onset_sample: int = 0
     offset_sample: int = 0
     truncated: bool = False
+    censored_onset: bool = False
 
     @property
     def duration(self) -> float:
@@ -105,7 +110,10 @@ class Onset:
 
     It was decided ``latency`` seconds later, once the envelope had stayed
     above threshold long enough (``emitted_sample``).  ``peak``/``mean`` are
-    the envelope so far.
+    the envelope so far.  ``censored_onset``: the contraction was already
+    under way at the first sample; ``sample`` is 0 and ``latency`` is how
+    late that was recognised (with the automatic noise floor: once the floor
+    had learnt a rest level far enough below the start).
     """
 
     channel: int
@@ -116,6 +124,7 @@ class Onset:
     peak: float
     mean: float
     kind: str = "onset"
+    censored_onset: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +409,15 @@ class ContractionDetector:
         secant (default), 0 = off.  Corrects the late bias of slow rises.
     ``delay_compensation``: move refined onsets back by the envelope
         smoother's DC group delay (default True).
+    ``censor_window``: seconds (whole baseline windows) during which a
+        recording that started mid-contraction is still recognised with the
+        automatic floor (default 30; 0 = off).  Until a channel's first
+        onset the envelope is kept (8 bytes per channel-sample, at most this
+        long); when a later floor puts the start above its onset threshold
+        and the ordinary rules confirm a contraction from the start, it is
+        reported with ``censored_onset=True`` and onset 0, late.  With
+        :meth:`calibrate_rest` a first onset whose envelope never sat at
+        the baseline after the envelope's start-up is flagged the same way.
     ``nonfinite``: "raise" (default) or "hold", see the module docstring.
 
     The onset is only *confirmed* after ``min_on``/``min_length``, but it is
@@ -438,6 +456,7 @@ class ContractionDetector:
         baseline_sub_keep: int = 5,
         remerge_fraction: float = 1.0,
         confirm_mean: float = 0.85,
+        censor_window: float = 30.0,
         nonfinite: str = "raise",
     ):
         self.filter = EmgFilter(
@@ -476,6 +495,9 @@ class ContractionDetector:
                               f"got {baseline_sub_keep!r}")
         if not (isinstance(min_ratio, (int, float)) and math.isfinite(min_ratio) and min_ratio >= 0):
             raise ConfigError(f"min_ratio must be a finite number >= 0, got {min_ratio!r}")
+        if not (isinstance(censor_window, (int, float)) and not isinstance(censor_window, bool)
+                and math.isfinite(censor_window) and 0 <= censor_window <= 3600):
+            raise ConfigError(f"censor_window must be in [0, 3600] s, got {censor_window!r}")
         r = self.rate
         win = _to_samples(_positive("baseline_window", baseline_window), r)
         if win < baseline_subwindows:
@@ -490,7 +512,7 @@ class ContractionDetector:
             baseline_quiet=float(baseline_quiet), off_fraction=float(off_fraction),
             min_ratio=float(min_ratio), delay_compensation=bool(delay_compensation),
             extrapolate=float(extrapolate), remerge_fraction=float(remerge_fraction),
-            confirm_mean=float(confirm_mean),
+            confirm_mean=float(confirm_mean), censor_window=float(censor_window),
             baseline_subwindows=int(baseline_subwindows), baseline_sub_keep=int(baseline_sub_keep),
             nonfinite=nonfinite)
         # DC group delay of the envelope smoother, in samples: the onset is
@@ -501,6 +523,8 @@ class ContractionDetector:
             self.envelope_delay = (self.filter.rms_samples - 1) // 2
         else:
             self.envelope_delay = 0
+        self.settle_samples = self._settle()
+        self.start_settle_samples = self.settle_samples + self._prefilter_settle()
         self._core = _emg._Detector(
             self.filter._new_chain(), self.channels, float(k_on), float(k_off), float(k_refine),
             _to_samples(min_on, r), _to_samples(min_length, r),
@@ -508,8 +532,41 @@ class ContractionDetector:
             self.envelope_delay if delay_compensation else 0, float(off_fraction),
             float(min_ratio), float(extrapolate), nonfinite == "hold",
             int(baseline_subwindows), int(baseline_sub_keep), float(remerge_fraction),
-            float(confirm_mean))
+            float(confirm_mean), self.settle_samples, self.start_settle_samples,
+            int(math.ceil(censor_window * r - 1e-9)))
         self._mvc: np.ndarray | None = None
+
+    def _settle(self) -> int:
+        """Samples until the envelope has risen from zero: its smoother's
+        unit-step response first reaches 100 % (low-pass; 53 ms at 10 Hz),
+        the RMS window is full, plus one for TKEO.  Before that a low
+        envelope says nothing about whether the muscle was at rest."""
+        f = self.filter
+        if f.envelope == "lowpass":
+            n = int(round(self.rate))
+            step = signal.sosfilt(f.envelope_sos, np.ones(n))
+            hit = np.flatnonzero(step >= 1.0)
+            k = int(hit[0]) if len(hit) else n
+        elif f.envelope == "rms":
+            k = f.rms_samples
+        else:
+            k = 1
+        return k + (1 if f.tkeo else 0)
+
+    def _prefilter_settle(self) -> int:
+        """Samples until the pre-filter's start-up transient has decayed by
+        40 dB: its slowest pole (largest radius r) decays as r**n.  Priming
+        removes the DC step but not, e.g., mains hum, which the notch only
+        removes once its slow mode has rung down (0.88 s for Q 30 at 50 Hz;
+        0.1 s for the band-pass alone)."""
+        r = 0.0
+        for sec in self.filter.sos:
+            den = sec[3:]
+            if abs(den[2]) > 0 or abs(den[1]) > 0:
+                r = max(r, float(np.max(np.abs(np.roots(den)))))
+        if not 0 < r < 1:
+            return 0
+        return int(math.ceil(math.log(100.0) / -math.log(r)))
 
     # -- calibration ---------------------------------------------------------
     def _calibration_envelope(self, block, what: str) -> np.ndarray:
@@ -605,12 +662,15 @@ class ContractionDetector:
         r = self.rate
         mvc = self._mvc
         out: list[Onset | Offset] = []
-        for kind, ch, sample, emitted, onset, peak, mean in recs:
+        for kind, ch, sample, emitted, onset, peak, mean, flags in recs:
+            cens = bool(flags & 1)
             if kind == 1:
-                out.append(Onset(ch, sample, sample / r, (emitted - sample) / r, emitted, peak, mean))
+                out.append(Onset(ch, sample, sample / r, (emitted - sample) / r, emitted, peak, mean,
+                                 censored_onset=cens))
             else:
                 pct = None if mvc is None else 100.0 * mean / mvc[ch]
-                c = Contraction(ch, onset / r, sample / r, peak, mean, pct, onset, sample, truncated)
+                c = Contraction(ch, onset / r, sample / r, peak, mean, pct, onset, sample, truncated,
+                                cens)
                 out.append(Offset(ch, sample, sample / r, max(0, emitted - sample) / r, emitted, c))
         return out
 

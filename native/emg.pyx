@@ -27,6 +27,7 @@ cdef extern from "emg_detect.h" nogil:
         long long onset
         double peak
         double mean
+        int flags
     ctypedef struct emg_chan_t:
         int state, have_base
         long long last_low, last_off, onset, onset_raw, cand_off, above
@@ -34,10 +35,11 @@ cdef extern from "emg_detect.h" nogil:
         double on_thr, off_thr, ref_thr, extrap_f
         double rearm, on_eff, low_eff
     ctypedef struct emg_cold_t:
-        double mu, sd, rearm_low
+        double mu, sd, rearm_low, speak, zero
+        int watch, first, cens
     ctypedef struct emg_det_t:
         Py_ssize_t nc, min_on, min_len, min_gap, win, hist_cap, comp
-        Py_ssize_t nsub, sub_keep
+        Py_ssize_t nsub, sub_keep, settle, settle_start, horizon, watching
         int autob
         double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge, confirm
         emg_chan_t* ch
@@ -47,6 +49,7 @@ cdef extern from "emg_detect.h" nogil:
         double* sortbuf
         double* subvar
         double* wacc
+        double* sbuf
         Py_ssize_t win_n, sub_i, hist_pos, hist_len
         long long t0
         emg_event_t* ev
@@ -57,7 +60,8 @@ cdef extern from "emg_detect.h" nogil:
 
 # Samples per internal chunk: the envelope scratch buffer and the event
 # buffer are sized for one chunk, so a block of any length needs no
-# allocation and events never overflow (at most one per channel per sample).
+# allocation and events never overflow (at most one per channel per sample,
+# plus two per channel when the start of the recording is re-judged).
 cdef enum:
     CHUNK = 64
 
@@ -81,6 +85,7 @@ cdef class _Detector:
         self.d.sortbuf = NULL
         self.d.subvar = NULL
         self.d.wacc = NULL
+        self.d.sbuf = NULL
         self.d.ev = NULL
         self.last_good = NULL
         self.xin = NULL
@@ -92,13 +97,16 @@ cdef class _Detector:
                  double quiet, Py_ssize_t delay_comp, double off_fraction,
                  double min_ratio, double extrapolate, bint hold_nonfinite,
                  Py_ssize_t nsub=1, Py_ssize_t sub_keep=1, double remerge=0.0,
-                 double confirm=0.0):
+                 double confirm=0.0, Py_ssize_t settle=0, Py_ssize_t settle_start=0,
+                 Py_ssize_t horizon=0):
         if chain.nc != channels or channels < 1:
             raise ValueError("chain/channel mismatch")
         if window < 1 or history < 1 or min_on < 1 or min_len < 1 or min_gap < 0:
             raise ValueError("bad detector timing")
         if nsub < 1 or nsub > 16 or nsub > window or sub_keep < 1 or sub_keep > nsub:
             raise ValueError("bad sub-window split")
+        if settle < 0 or settle_start < settle or horizon < 0:
+            raise ValueError("bad start watch")
         self.chain = chain
         self.nc = channels
         self.hold = hold_nonfinite
@@ -120,6 +128,11 @@ cdef class _Detector:
         self.d.extrap = extrapolate
         self.d.remerge = remerge if remerge > 0.0 else 0.0
         self.d.confirm = confirm if confirm > 0.0 else 0.0
+        self.d.settle = settle
+        self.d.settle_start = settle_start
+        # whole baseline windows: the start is re-judged at window ends
+        self.d.horizon = ((horizon + window - 1) // window) * window
+        self.d.watching = 0
         self.d.autob = 1
         self.d.ch = <emg_chan_t*>calloc(channels, sizeof(emg_chan_t))
         self.d.cold = <emg_cold_t*>calloc(channels, sizeof(emg_cold_t))
@@ -128,12 +141,13 @@ cdef class _Detector:
         self.d.sortbuf = <double*>calloc(2 * history, sizeof(double))
         self.d.subvar = <double*>calloc(channels * nsub, sizeof(double))
         self.d.wacc = <double*>calloc(channels * 3, sizeof(double))
-        self.d.ev = <emg_event_t*>calloc(CHUNK * channels, sizeof(emg_event_t))
+        self.d.sbuf = <double*>calloc(channels * self.d.horizon + 1, sizeof(double))
+        self.d.ev = <emg_event_t*>calloc((CHUNK + 2) * channels, sizeof(emg_event_t))
         self.last_good = <double*>calloc(channels, sizeof(double))
         self.xin = <double*>calloc(channels * CHUNK, sizeof(double))
         self.env = <double*>calloc(channels * CHUNK, sizeof(double))
         if (self.d.ch == NULL or self.d.cold == NULL or self.d.hmean == NULL or self.d.hvar == NULL
-                or self.d.sortbuf == NULL or self.d.subvar == NULL or self.d.wacc == NULL or self.d.ev == NULL or self.last_good == NULL
+                or self.d.sortbuf == NULL or self.d.subvar == NULL or self.d.wacc == NULL or self.d.sbuf == NULL or self.d.ev == NULL or self.last_good == NULL
                 or self.xin == NULL or self.env == NULL):
             raise MemoryError()
         self.reset()
@@ -146,6 +160,7 @@ cdef class _Detector:
         free(self.d.sortbuf)
         free(self.d.subvar)
         free(self.d.wacc)
+        free(self.d.sbuf)
         free(self.d.ev)
         free(self.last_good)
         free(self.xin)
@@ -153,7 +168,8 @@ cdef class _Detector:
 
     def reset(self):
         """Back to sample 0: filters, detector states and the tracked noise
-        floor are cleared; a calibrated rest baseline is kept."""
+        floor are cleared; a calibrated rest baseline is kept.  With the
+        automatic floor the start watch (censored starts) opens again."""
         cdef Py_ssize_t c
         cdef emg_chan_t* s
         self.chain.reset()
@@ -184,11 +200,25 @@ cdef class _Detector:
             self.d.wacc[3 * c + 2] = 0.0
             s.rearm = 0.0
             self.d.cold[c].rearm_low = 0.0
+            self.d.cold[c].first = 1
+            self.d.cold[c].cens = 0
             s.on_eff = s.on_thr
             s.low_eff = s.ref_thr
             self.last_good[c] = 0.0
             if self.d.autob:
                 s.have_base = 0
+        self._open_watch(self.d.autob and self.d.horizon > 0)
+
+    cdef void _open_watch(self, bint on):
+        """Open (or close) the start watch of every channel."""
+        cdef Py_ssize_t c
+        self.d.watching = 0
+        for c in range(self.nc):
+            self.d.cold[c].watch = 1 if on else 0
+            self.d.cold[c].speak = 0.0
+            self.d.cold[c].zero = 0.0
+            if on:
+                self.d.watching += 1
 
     def set_baseline(self, const double[::1] mu, const double[::1] sd):
         """Fix the rest baseline (mean, SD of the envelope) per channel and
@@ -197,13 +227,20 @@ cdef class _Detector:
         if mu.shape[0] != self.nc or sd.shape[0] != self.nc:
             raise ValueError("baseline length != channels")
         self.d.autob = 0
+        # a fixed floor: a first onset before the envelope settled is flagged
+        # censored directly, no re-judgement of the start
+        self._open_watch(False)
         for c in range(self.nc):
             emg_set_base(&self.d, c, mu[c], sd[c])
 
     def clear_baseline(self):
-        """Return to automatic noise-floor tracking (from the next window)."""
+        """Return to automatic noise-floor tracking (from the next window).
+
+        Before the first sample this also opens the start watch; later the
+        start is not re-judged (its envelope was not kept)."""
         cdef Py_ssize_t c
         self.d.autob = 1
+        self._open_watch(self.d.t0 == 0 and self.d.horizon > 0)
         self.d.win_n = 0
         self.d.sub_i = 0
         self.d.hist_len = 0
@@ -232,7 +269,7 @@ cdef class _Detector:
 
     cdef Py_ssize_t _run(self, const double* x, Py_ssize_t n) noexcept nogil:
         """Process up to ``n`` samples; stop after a chunk that produced events."""
-        cdef Py_ssize_t pos = 0, m, k, nc = self.nc
+        cdef Py_ssize_t pos = 0, m, k, c, nc = self.nc
         cdef const double* src
         cdef double val
         while pos < n:
@@ -252,6 +289,10 @@ cdef class _Detector:
                         val = self.last_good[k % nc]
                     self.xin[k] = val
                 src = self.xin
+            if self.d.t0 == 0:
+                # rounding level of what the pre-filter is primed with
+                for c in range(nc):
+                    self.d.cold[c].zero = 1e-12 * fabs(src[c])
             self.chain.run(src, m, self.env, NULL)
             emg_detect(&self.d, self.env, m)
             pos += m
@@ -265,7 +306,8 @@ cdef class _Detector:
         out = []
         for k in range(self.d.nev):
             r = &self.d.ev[k]
-            out.append((r.kind, r.channel, r.sample, r.emitted, r.onset, r.peak, r.mean))
+            out.append((r.kind, r.channel, r.sample, r.emitted, r.onset, r.peak, r.mean,
+                        r.flags))
         self.d.nev = 0
         return out
 
@@ -302,7 +344,8 @@ cdef class _Detector:
         """Fast path for exact float64 C-contiguous (n, channels) ndarrays.
 
         Returns a tuple/list of event tuples ``(kind, channel, sample,
-        emitted, onset, peak, mean)`` (empty tuple if none), or None when
+        emitted, onset, peak, mean, flags)`` (empty tuple if none; flags bit
+        0: the onset is left-censored), or None when
         ``block`` is not eligible (the caller converts and calls ``process``).
         """
         cdef cnp.ndarray arr
@@ -317,7 +360,7 @@ cdef class _Detector:
 
     def process(self, const double[:, ::1] x):
         """Feed raw samples (n, channels); return event tuples
-        ``(kind, channel, sample, emitted, onset, peak, mean)``."""
+        ``(kind, channel, sample, emitted, onset, peak, mean, flags)``."""
         if x.shape[1] != self.nc:
             raise ValueError("channel count mismatch")
         if x.shape[0] == 0:
@@ -348,7 +391,9 @@ cdef class _Detector:
                     s_sum = s.snap_sum
                     p = s.snap_peak
                 if off > s.onset_raw:
-                    out.append((2, c, off, self.d.t0, s.onset, p, s_sum / (off - s.onset_raw)))
+                    out.append((2, c, off, self.d.t0, s.onset, p, s_sum / (off - s.onset_raw),
+                                self.d.cold[c].cens))
                 s.last_off = off
+            self.d.cold[c].cens = 0
             s.state = EMG_IDLE
         return out

@@ -12,6 +12,18 @@
  * Channels are independent, so a chunk is processed channel by channel with
  * the state in registers; events are then sorted by (emitted sample,
  * channel), which makes the event stream independent of chunking.
+ *
+ * Left-censored starts (a recording that begins mid-contraction): with the
+ * automatic floor the first window learns the contraction itself, so no
+ * onset exists.  Until its first onset (and for at most `horizon` samples)
+ * a channel keeps its envelope; at every window end whose floor puts the
+ * envelope's peak since the filters settled above the onset threshold, the
+ * ordinary rules are replayed from that sample as if the envelope had sat at
+ * the baseline just before it.  Confirmed -> an onset at sample 0 flagged censored
+ * (emitted now, latency honest), plus its offset if it already ended, or
+ * the contraction continues live.  With a fixed (calibrated) floor the
+ * first onset is flagged censored when the envelope never sat at the
+ * refine level after the settle sample.
  */
 #ifndef GLUTEBRIDGE_EMG_DETECT_H
 #define GLUTEBRIDGE_EMG_DETECT_H
@@ -20,6 +32,7 @@
 #include <stddef.h>
 
 enum { EMG_IDLE = 0, EMG_CANDIDATE = 1, EMG_ACTIVE = 2, EMG_PENDING_OFF = 3 };
+enum { EMG_F_CENSORED = 1 };   /* event flag: onset before the first sample */
 
 typedef struct {
     int kind;            /* 1 onset, 2 offset */
@@ -28,6 +41,7 @@ typedef struct {
     long long emitted;   /* sample being processed when it was decided */
     long long onset;     /* offsets: onset sample of the contraction */
     double peak, mean;
+    int flags;           /* EMG_F_CENSORED */
 } emg_event_t;
 
 typedef struct {
@@ -45,11 +59,20 @@ typedef struct {
 typedef struct {
     double mu, sd;       /* baseline */
     double rearm_low;    /* dip level a re-armed onset is refined back to */
+    double speak;        /* start watch: envelope peak since settle_start */
+    double zero;         /* start watch: rounding level (1e-12 x |first sample|) */
+    int watch;           /* start watch open (no onset yet, start not re-judged) */
+    int first;           /* no contraction confirmed since reset */
+    int cens;            /* the open contraction's onset is censored */
 } emg_cold_t;
 
 typedef struct {
     ptrdiff_t nc, min_on, min_len, min_gap, win, hist_cap, comp;
     ptrdiff_t nsub, sub_keep;   /* sub-windows per window; quietest kept for the SD */
+    ptrdiff_t settle;    /* envelope risen from zero (fixed floor: censored first onsets) */
+    ptrdiff_t settle_start;  /* pre-filter + envelope settled: replays start here */
+    ptrdiff_t horizon;   /* start watch length (samples, whole windows; 0 = off) */
+    ptrdiff_t watching;  /* channels with an open start watch */
     int autob;
     double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge, confirm;
     emg_chan_t *ch;      /* nc */
@@ -60,6 +83,7 @@ typedef struct {
     double *subvar;      /* [nc][nsub] sub-window variances of the current window */
     double *wacc;        /* [nc][3] sub-window sum, sum of squares, window sum;
                             kept out of emg_chan_t, which is copied per call */
+    double *sbuf;        /* [nc][horizon] envelope from sample 0 while watching */
     ptrdiff_t win_n, sub_i, hist_pos, hist_len;   /* shared by all channels */
     long long t0;
     emg_event_t *ev;
@@ -149,9 +173,11 @@ static double emg_sub_var(const emg_det_t *d, ptrdiff_t c)
 }
 
 static inline void emg_emit(emg_det_t *d, int kind, ptrdiff_t c, long long sample,
-                            long long emitted, long long onset, double peak, double mean)
+                            long long emitted, long long onset, double peak, double mean,
+                            int flags)
 {
     emg_event_t *r = &d->ev[d->nev++];
+    r->flags = flags;
     r->kind = kind;
     r->channel = (int)c;
     r->sample = sample;
@@ -266,8 +292,26 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                     s.low_eff = s.ref_thr;
                     s.acc_sum = s.pre_sum;
                     s.acc_peak = s.pre_peak;
+                    emg_cold_t *k = &d->cold[c];
+                    int fl = 0;
+                    if (k->first) {
+                        /* the channel's first contraction: the start watch
+                           ends; if the envelope never sat at the refine
+                           level after the start-up (a fixed floor from
+                           sample 0), it was under way at the first sample */
+                        k->first = 0;
+                        if (k->watch) {
+                            k->watch = 0;
+                            d->watching--;
+                        }
+                        if (s.onset_raw <= d->settle) {
+                            fl = EMG_F_CENSORED;
+                            s.onset = 0;
+                        }
+                    }
+                    k->cens = fl;
                     emg_emit(d, 1, c, s.onset, t, s.onset, s.pre_peak,
-                             s.pre_sum / (double)(t - s.onset_raw + 1));
+                             s.pre_sum / (double)(t - s.onset_raw + 1), fl);
                 }
             } else if (st == EMG_ACTIVE) {
                 /* offset threshold: baseline hysteresis, or a fraction of
@@ -315,7 +359,9 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                             s.low_eff = thr > s.ref_thr ? thr : s.ref_thr;
                         }
                         emg_emit(d, 2, c, s.cand_off, t, s.onset, s.snap_peak,
-                                 s.snap_sum / (double)(s.cand_off - s.onset_raw));
+                                 s.snap_sum / (double)(s.cand_off - s.onset_raw),
+                                 d->cold[c].cens);
+                        d->cold[c].cens = 0;
                     } else {
                         st = EMG_ACTIVE;
                     }
@@ -330,8 +376,136 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
     d->ch[c] = s;
 }
 
-/* env: m x nc envelope rows.  At most one event per channel per sample, so
- * the caller sizes d->ev for m * nc events. */
+/* Start watch: re-judge the start of channel c under the floor in force at
+ * sample `now` (a window end).  The ordinary rules are replayed over the
+ * kept envelope from the settle sample as if the envelope had sat at the
+ * baseline just before it: an onset confirmed with its refined onset still
+ * at the settle sample (the envelope never came down to the refine level
+ * first) was under way at the first sample.  The envelope at the refine
+ * level first, or no confirmation yet -> nothing; confirmed and ended ->
+ * censored onset + offset now; confirmed and still open -> censored onset
+ * now, the contraction continues live. */
+static void emg_judge_start(emg_det_t *d, ptrdiff_t c, long long now)
+{
+    emg_chan_t *s = &d->ch[c];
+    emg_cold_t *k = &d->cold[c];
+    const long long S = d->settle_start;
+    int done = now + 1 >= d->horizon;
+    /* a floor at the rounding level of the first sample (the residue of
+       priming the pre-filter on a DC offset, ringing down with no noise to
+       hide under) cannot say the start was a contraction */
+    if (k->speak > s->on_thr && s->on_thr > k->zero && now >= S) {
+        const double *buf = d->sbuf + c * d->horizon;
+        const double on = s->on_thr, off = s->off_thr, ref = s->ref_thr;
+        int st = EMG_IDLE, ended = 0;
+        long long above = 0, cand = 0, n_conf = 1, t_dec = 0, t;
+        double sum = 0.0, pk = 0.0, acc = 0.0, accp = 0.0, snap = 0.0, snapp = 0.0;
+        double e_dec = 0.0, thr_dec = 0.0;
+        for (t = S; t <= now; t++) {
+            const double e = buf[t];
+            if (st == EMG_IDLE || st == EMG_CANDIDATE) {
+                if (e <= ref)
+                    break;                      /* at the baseline: an ordinary start */
+                sum += e;
+                if (e > pk)
+                    pk = e;
+                if (st == EMG_IDLE && e > on) {
+                    st = EMG_CANDIDATE;
+                    above = 0;
+                }
+            }
+            if (st == EMG_CANDIDATE) {
+                if (e > on)
+                    above++;
+                else if (e < off)
+                    st = EMG_IDLE;
+                if (st == EMG_CANDIDATE && above >= d->min_on && t - S + 1 >= d->min_len
+                        && sum >= d->confirm * on * (double)(t - S + 1)) {
+                    st = EMG_ACTIVE;
+                    acc = sum;
+                    accp = pk;
+                    n_conf = t - S + 1;
+                }
+            } else if (st == EMG_ACTIVE) {
+                if (e < off || e * (double)(t - S) < d->off_frac * acc) {
+                    st = EMG_PENDING_OFF;
+                    cand = t;
+                    snap = acc;
+                    snapp = accp;
+                }
+                acc += e;
+                if (e > accp)
+                    accp = e;
+            } else if (st == EMG_PENDING_OFF) {
+                acc += e;
+                if (e > accp)
+                    accp = e;
+                if (e > on && e * (double)(cand - S) > d->remerge * snap) {
+                    st = EMG_ACTIVE;
+                } else if (t - cand >= d->min_gap) {
+                    double thr = d->off_frac * snap / (double)(cand - S);
+                    if (thr < off)
+                        thr = off;
+                    if (e <= thr) {
+                        ended = 1;
+                        t_dec = t;
+                        e_dec = e;
+                        thr_dec = thr;
+                        break;
+                    }
+                    st = EMG_ACTIVE;
+                }
+            }
+        }
+        if (st == EMG_ACTIVE || st == EMG_PENDING_OFF || ended) {
+            emg_emit(d, 1, c, 0, now, 0, pk, sum / (double)n_conf, EMG_F_CENSORED);
+            k->first = 0;
+            done = 1;
+            if (ended) {
+                emg_emit(d, 2, c, cand, now, 0, snapp, snap / (double)(cand - S),
+                         EMG_F_CENSORED);
+                k->cens = 0;
+                s->last_off = cand;
+                if (s->state == EMG_CANDIDATE)
+                    s->state = EMG_IDLE;        /* it started inside the censored one */
+                /* re-armed as the live rules would have been at the offset
+                   decision, unless the envelope has been back at rest since */
+                int rearm = d->remerge > 0.0 && e_dec > off;
+                for (t = t_dec + 1; rearm && t <= now; t++)
+                    if (buf[t] < off)
+                        rearm = 0;
+                if (rearm) {
+                    s->rearm = d->remerge * snap / (double)(cand - S);
+                    k->rearm_low = thr_dec;
+                    s->on_eff = s->on_thr > s->rearm ? s->on_thr : s->rearm;
+                    s->low_eff = thr_dec > s->ref_thr ? thr_dec : s->ref_thr;
+                }
+            } else {
+                /* still open: the live machine carries on with it */
+                s->state = st;
+                s->onset = 0;
+                s->onset_raw = S;
+                s->acc_sum = acc;
+                s->acc_peak = accp;
+                s->cand_off = cand;
+                s->snap_sum = snap;
+                s->snap_peak = snapp;
+                s->rearm = 0.0;
+                s->on_eff = s->on_thr;
+                s->low_eff = s->ref_thr;
+                k->cens = 1;
+            }
+        }
+    }
+    if (done) {
+        k->watch = 0;
+        d->watching--;
+    }
+}
+
+/* env: m x nc envelope rows.  At most one event per channel per sample,
+ * plus two per channel from a start re-judgement, so the caller sizes d->ev
+ * for (m + 2) * nc events. */
 static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
 {
     const ptrdiff_t nc = d->nc;
@@ -388,6 +562,26 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
                 }
             }
         }
+        if (d->watching > 0 && d->t0 + i0 < d->horizon) {
+            /* start watch: keep the envelope (and its peak after start-up) */
+            ptrdiff_t b = i1;
+            if (d->t0 + b > d->horizon)
+                b = (ptrdiff_t)(d->horizon - d->t0);
+            for (ptrdiff_t c = 0; c < nc; c++) {
+                emg_cold_t *k = &d->cold[c];
+                if (!k->watch)
+                    continue;
+                double *buf = d->sbuf + c * d->horizon + d->t0;
+                double pk = k->speak;
+                for (ptrdiff_t i = i0; i < b; i++) {
+                    const double e = env[i * nc + c];
+                    buf[i] = e;
+                    if (d->t0 + i >= d->settle_start && e > pk)
+                        pk = e;
+                }
+                k->speak = pk;
+            }
+        }
         for (ptrdiff_t c = 0; c < nc; c++)
             emg_detect_channel(d, c, env, i0, i1);
         if (d->autob) {
@@ -410,6 +604,12 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
                 d->hist_len = hist_len;
                 for (ptrdiff_t c = 0; c < nc; c++)
                     emg_floor(d, c, hist_len);
+                if (d->watching > 0) {
+                    const long long now = d->t0 + i1 - 1;
+                    for (ptrdiff_t c = 0; c < nc; c++)
+                        if (d->cold[c].watch)
+                            emg_judge_start(d, c, now);
+                }
             }
         }
         i0 = i1;
