@@ -17,13 +17,11 @@
  * automatic floor the first window learns the contraction itself, so no
  * onset exists.  Until its first onset (and for at most `horizon` samples)
  * a channel keeps its envelope; at every window end whose floor puts the
- * envelope's peak since the filters settled above the onset threshold, the
- * ordinary rules are replayed from that sample as if the envelope had sat at
- * the baseline just before it.  Confirmed -> an onset at sample 0 flagged censored
- * (emitted now, latency honest), plus its offset if it already ended, or
- * the contraction continues live.  With a fixed (calibrated) floor the
- * first onset is flagged censored when the envelope never sat at the
- * refine level after the settle sample.
+ * envelope's peak above the onset threshold, the start is re-judged by
+ * replaying the live rules over it (emg_judge_start).  A contraction whose
+ * envelope never sat at the refine level after the envelope rose from zero
+ * gets onset 0 and the censored flag; with a fixed (calibrated) floor the
+ * first onset is flagged by the same rule.
  */
 #ifndef GLUTEBRIDGE_EMG_DETECT_H
 #define GLUTEBRIDGE_EMG_DETECT_H
@@ -59,7 +57,7 @@ typedef struct {
 typedef struct {
     double mu, sd;       /* baseline */
     double rearm_low;    /* dip level a re-armed onset is refined back to */
-    double speak;        /* start watch: envelope peak since settle_start */
+    double speak;        /* start watch: envelope peak since settle */
     double zero;         /* start watch: rounding level (1e-12 x |first sample|) */
     int watch;           /* start watch open (no onset yet, start not re-judged) */
     int first;           /* no contraction confirmed since reset */
@@ -70,7 +68,7 @@ typedef struct {
     ptrdiff_t nc, min_on, min_len, min_gap, win, hist_cap, comp;
     ptrdiff_t nsub, sub_keep;   /* sub-windows per window; quietest kept for the SD */
     ptrdiff_t settle;    /* envelope risen from zero (fixed floor: censored first onsets) */
-    ptrdiff_t settle_start;  /* pre-filter + envelope settled: replays start here */
+    ptrdiff_t settle_start;  /* pre-filter settled too: replays confirm from here */
     ptrdiff_t horizon;   /* start watch length (samples, whole windows; 0 = off) */
     ptrdiff_t watching;  /* channels with an open start watch */
     int autob;
@@ -377,41 +375,59 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
 }
 
 /* Start watch: re-judge the start of channel c under the floor in force at
- * sample `now` (a window end).  The ordinary rules are replayed over the
- * kept envelope from the settle sample as if the envelope had sat at the
- * baseline just before it: an onset confirmed with its refined onset still
- * at the settle sample (the envelope never came down to the refine level
- * first) was under way at the first sample.  The envelope at the refine
- * level first, or no confirmation yet -> nothing; confirmed and ended ->
- * censored onset + offset now; confirmed and still open -> censored onset
- * now, the contraction continues live. */
+ * sample `now` (a window end).  The live rules are replayed over the kept
+ * envelope from the sample where the envelope has risen from zero
+ * (`settle`), as if it had sat at the baseline just before, except that
+ * nothing is confirmed before the pre-filter has settled (`settle_start`;
+ * earlier excursions may be its start-up, e.g. the notch ringing down on
+ * mains hum).  The replay ends at the first sample from settle_start on
+ * where it is idle at the baseline (what follows is live business).  A
+ * confirmed contraction whose refined onset is still the first settled
+ * sample (the envelope never came down to the refine level) was under way
+ * at the first sample: onset 0, flagged censored; otherwise it started in
+ * the warm-up and gets its ordinary refined onset.  Either way it is
+ * reported now (latency honest): onset + offset if it already ended, else
+ * the onset and the live machine carries the contraction on. */
 static void emg_judge_start(emg_det_t *d, ptrdiff_t c, long long now)
 {
     emg_chan_t *s = &d->ch[c];
     emg_cold_t *k = &d->cold[c];
-    const long long S = d->settle_start;
+    const long long S0 = d->settle, S1 = d->settle_start;
     int done = now + 1 >= d->horizon;
     /* a floor at the rounding level of the first sample (the residue of
        priming the pre-filter on a DC offset, ringing down with no noise to
        hide under) cannot say the start was a contraction */
-    if (k->speak > s->on_thr && s->on_thr > k->zero && now >= S) {
+    if (k->speak > s->on_thr && s->on_thr > k->zero && now >= S1) {
         const double *buf = d->sbuf + c * d->horizon;
         const double on = s->on_thr, off = s->off_thr, ref = s->ref_thr;
         int st = EMG_IDLE, ended = 0;
-        long long above = 0, cand = 0, n_conf = 1, t_dec = 0, t;
+        long long last_low = S0 - 1, raw = S0, onset = 0, above = 0, cand = 0;
+        long long n_conf = 1, t_dec = 0, t;
         double sum = 0.0, pk = 0.0, acc = 0.0, accp = 0.0, snap = 0.0, snapp = 0.0;
-        double e_dec = 0.0, thr_dec = 0.0;
-        for (t = S; t <= now; t++) {
+        double csum = 0.0, cpk = 0.0, e_dec = 0.0, thr_dec = 0.0;
+        for (t = S0; t <= now; t++) {
             const double e = buf[t];
             if (st == EMG_IDLE || st == EMG_CANDIDATE) {
-                if (e <= ref)
-                    break;                      /* at the baseline: an ordinary start */
-                sum += e;
-                if (e > pk)
-                    pk = e;
+                if (e <= ref) {
+                    if (st == EMG_IDLE && t >= S1)
+                        break;                  /* at rest after start-up */
+                    last_low = t;
+                    sum = 0.0;
+                    pk = 0.0;
+                } else {
+                    sum += e;
+                    if (e > pk)
+                        pk = e;
+                }
                 if (st == EMG_IDLE && e > on) {
                     st = EMG_CANDIDATE;
                     above = 0;
+                    raw = last_low + 1;
+                    onset = raw - d->comp;
+                    if (d->extrap > 0.0 && s->on_thr > s->ref_thr)
+                        onset -= (long long)(d->extrap * s->extrap_f * (double)(t - last_low) + 0.5);
+                    if (onset < 0)
+                        onset = 0;
                 }
             }
             if (st == EMG_CANDIDATE) {
@@ -419,15 +435,16 @@ static void emg_judge_start(emg_det_t *d, ptrdiff_t c, long long now)
                     above++;
                 else if (e < off)
                     st = EMG_IDLE;
-                if (st == EMG_CANDIDATE && above >= d->min_on && t - S + 1 >= d->min_len
-                        && sum >= d->confirm * on * (double)(t - S + 1)) {
+                if (st == EMG_CANDIDATE && t >= S1 && above >= d->min_on
+                        && t - raw + 1 >= d->min_len
+                        && sum >= d->confirm * on * (double)(t - raw + 1)) {
                     st = EMG_ACTIVE;
-                    acc = sum;
-                    accp = pk;
-                    n_conf = t - S + 1;
+                    acc = csum = sum;
+                    accp = cpk = pk;
+                    n_conf = t - raw + 1;
                 }
             } else if (st == EMG_ACTIVE) {
-                if (e < off || e * (double)(t - S) < d->off_frac * acc) {
+                if (e < off || e * (double)(t - raw) < d->off_frac * acc) {
                     st = EMG_PENDING_OFF;
                     cand = t;
                     snap = acc;
@@ -440,10 +457,10 @@ static void emg_judge_start(emg_det_t *d, ptrdiff_t c, long long now)
                 acc += e;
                 if (e > accp)
                     accp = e;
-                if (e > on && e * (double)(cand - S) > d->remerge * snap) {
+                if (e > on && e * (double)(cand - raw) > d->remerge * snap) {
                     st = EMG_ACTIVE;
                 } else if (t - cand >= d->min_gap) {
-                    double thr = d->off_frac * snap / (double)(cand - S);
+                    double thr = d->off_frac * snap / (double)(cand - raw);
                     if (thr < off)
                         thr = off;
                     if (e <= thr) {
@@ -457,17 +474,19 @@ static void emg_judge_start(emg_det_t *d, ptrdiff_t c, long long now)
                 }
             }
         }
-        if (st == EMG_ACTIVE || st == EMG_PENDING_OFF || ended) {
-            emg_emit(d, 1, c, 0, now, 0, pk, sum / (double)n_conf, EMG_F_CENSORED);
+        if (st == EMG_ACTIVE || st == EMG_PENDING_OFF) {
+            const int fl = raw <= S0 ? EMG_F_CENSORED : 0;
+            if (fl)
+                onset = 0;
+            emg_emit(d, 1, c, onset, now, onset, cpk, csum / (double)n_conf, fl);
             k->first = 0;
             done = 1;
             if (ended) {
-                emg_emit(d, 2, c, cand, now, 0, snapp, snap / (double)(cand - S),
-                         EMG_F_CENSORED);
+                emg_emit(d, 2, c, cand, now, onset, snapp, snap / (double)(cand - raw), fl);
                 k->cens = 0;
                 s->last_off = cand;
                 if (s->state == EMG_CANDIDATE)
-                    s->state = EMG_IDLE;        /* it started inside the censored one */
+                    s->state = EMG_IDLE;        /* it started inside the replayed one */
                 /* re-armed as the live rules would have been at the offset
                    decision, unless the envelope has been back at rest since */
                 int rearm = d->remerge > 0.0 && e_dec > off;
@@ -475,7 +494,7 @@ static void emg_judge_start(emg_det_t *d, ptrdiff_t c, long long now)
                     if (buf[t] < off)
                         rearm = 0;
                 if (rearm) {
-                    s->rearm = d->remerge * snap / (double)(cand - S);
+                    s->rearm = d->remerge * snap / (double)(cand - raw);
                     k->rearm_low = thr_dec;
                     s->on_eff = s->on_thr > s->rearm ? s->on_thr : s->rearm;
                     s->low_eff = thr_dec > s->ref_thr ? thr_dec : s->ref_thr;
@@ -483,8 +502,8 @@ static void emg_judge_start(emg_det_t *d, ptrdiff_t c, long long now)
             } else {
                 /* still open: the live machine carries on with it */
                 s->state = st;
-                s->onset = 0;
-                s->onset_raw = S;
+                s->onset = onset;
+                s->onset_raw = raw;
                 s->acc_sum = acc;
                 s->acc_peak = accp;
                 s->cand_off = cand;
@@ -493,7 +512,7 @@ static void emg_judge_start(emg_det_t *d, ptrdiff_t c, long long now)
                 s->rearm = 0.0;
                 s->on_eff = s->on_thr;
                 s->low_eff = s->ref_thr;
-                k->cens = 1;
+                k->cens = fl;
             }
         }
     }
@@ -576,7 +595,7 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
                 for (ptrdiff_t i = i0; i < b; i++) {
                     const double e = env[i * nc + c];
                     buf[i] = e;
-                    if (d->t0 + i >= d->settle_start && e > pk)
+                    if (d->t0 + i >= d->settle && e > pk)
                         pk = e;
                 }
                 k->speak = pk;
