@@ -380,8 +380,10 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
  * (`settle`), as if it had sat at the baseline just before, except that
  * nothing is confirmed before the pre-filter has settled (`settle_start`;
  * earlier excursions may be its start-up, e.g. the notch ringing down on
- * mains hum).  The replay ends at the first sample from settle_start on
- * where it is idle at the baseline (what follows is live business).  A
+ * mains hum).  The replay ends at the first sample where it is idle at the
+ * baseline after both the pre-filter's start-up and the first baseline
+ * window (until then the live machine had no floor; later it is live
+ * business).  A
  * confirmed contraction whose refined onset is still the first settled
  * sample (the envelope never came down to the refine level) was under way
  * at the first sample: onset 0, flagged censored; otherwise it started in
@@ -393,6 +395,7 @@ static void emg_judge_start(emg_det_t *d, ptrdiff_t c, long long now)
     emg_chan_t *s = &d->ch[c];
     emg_cold_t *k = &d->cold[c];
     const long long S0 = d->settle, S1 = d->settle_start;
+    const long long S2 = S1 > d->win ? S1 : d->win;
     int done = now + 1 >= d->horizon;
     /* a floor at the rounding level of the first sample (the residue of
        priming the pre-filter on a DC offset, ringing down with no noise to
@@ -409,8 +412,8 @@ static void emg_judge_start(emg_det_t *d, ptrdiff_t c, long long now)
             const double e = buf[t];
             if (st == EMG_IDLE || st == EMG_CANDIDATE) {
                 if (e <= ref) {
-                    if (st == EMG_IDLE && t >= S1)
-                        break;                  /* at rest after start-up */
+                    if (st == EMG_IDLE && t >= S2)
+                        break;                  /* at rest after the start */
                     last_low = t;
                     sum = 0.0;
                     pk = 0.0;

@@ -24,7 +24,10 @@ RATE = 2000.0
 # --------------------------------------------------------------------------
 # A slow, per-sample Python reference of the documented detector semantics.
 # --------------------------------------------------------------------------
-def reference_events(env, det: ContractionDetector, rest=None):
+def reference_events(env, det: ContractionDetector, rest=None, x0=None):
+    """Events as tuples: onsets (1, ch, sample, emitted, censored), offsets
+    (2, ch, sample, emitted, onset, peak, mean, censored).  ``x0``: the
+    first raw sample row (the start watch's rounding level)."""
     p = det.params
     r = det.rate
     k_on, k_off, k_ref = p["k_on"], p["k_off"], p["k_refine"]
@@ -37,6 +40,9 @@ def reference_events(env, det: ContractionDetector, rest=None):
     comp = det.envelope_delay
     n, nc = env.shape
     auto = rest is None
+    s0, s1 = det.settle_samples, det.start_settle_samples
+    horizon = int(math.ceil(p["censor_window"] * r - 1e-9))
+    horizon = ((horizon + win - 1) // win) * win
     ch = []
     for c in range(nc):
         s = dict(state=0, base=False, last_low=-1, last_off=0, onset=0, raw=0, cand=0,
@@ -49,8 +55,10 @@ def reference_events(env, det: ContractionDetector, rest=None):
     confirm = p["confirm_mean"]
     nsub, sub_keep = p["baseline_subwindows"], p["baseline_sub_keep"]
     sub_ends = [((j + 1) * win) // nsub for j in range(nsub)]
-    for s in ch:
-        s.update(rearm=0.0, rearm_low=0.0, wt=0.0, sv=[0.0] * nsub)
+    for c, s in enumerate(ch):
+        s.update(rearm=0.0, rearm_low=0.0, wt=0.0, sv=[0.0] * nsub, first=True, cens=False,
+                 watch=auto and horizon > 0, speak=0.0,
+                 zero=0.0 if x0 is None else 1e-12 * abs(float(x0[c])))
 
     def set_base(s, m, sd):
         sd = max(sd, 0.02 * m)
@@ -62,6 +70,79 @@ def reference_events(env, det: ContractionDetector, rest=None):
             set_base(ch[c], rest[0][c], rest[1][c])
     win_n = hist_pos = hist_len = 0
     events = []
+
+    def judge(c, now):
+        """Replay the start under the floor in force at window end ``now``."""
+        s = ch[c]
+        e_c = env[:, c]
+        done = now + 1 >= horizon
+        if s["speak"] > s["on"] and s["on"] > s["zero"] and now >= s1:
+            on, off, ref = s["on"], s["off"], s["ref"]
+            st_, ended, last_low, raw, onset, above, cand = 0, False, s0 - 1, s0, 0, 0, 0
+            acc = accp = snap = snapp = pre = pk = csum = cpk = 0.0
+            nconf, t_dec, e_dec, thr_dec = 1, 0, 0.0, 0.0
+            for t in range(s0, now + 1):
+                e = e_c[t]
+                if st_ in (0, 1):
+                    if e <= ref:
+                        if st_ == 0 and t >= max(s1, win):
+                            break
+                        last_low, pre, pk = t, 0.0, 0.0
+                    else:
+                        pre += e
+                        pk = max(pk, e)
+                    if st_ == 0 and e > on:
+                        st_, above, raw = 1, 0, last_low + 1
+                        onset = raw - comp
+                        if extrap > 0 and s["on"] > s["ref"]:
+                            f = (s["ref"] - s["mu"]) / (s["on"] - s["ref"])
+                            onset -= int(extrap * f * (t - last_low) + 0.5)
+                        onset = max(onset, 0)
+                if st_ == 1:
+                    if e > on:
+                        above += 1
+                    elif e < off:
+                        st_ = 0
+                    if (st_ == 1 and t >= s1 and above >= min_on and t - raw + 1 >= min_len
+                            and pre >= confirm * on * (t - raw + 1)):
+                        st_, acc, accp, csum, cpk, nconf = 2, pre, pk, pre, pk, t - raw + 1
+                elif st_ == 2:
+                    if e < off or e * (t - raw) < off_frac * acc:
+                        st_, cand, snap, snapp = 3, t, acc, accp
+                    acc += e
+                    accp = max(accp, e)
+                elif st_ == 3:
+                    acc += e
+                    accp = max(accp, e)
+                    if e > on and e * (cand - raw) > remerge * snap:
+                        st_ = 2
+                    elif t - cand >= min_gap:
+                        thr = max(off_frac * snap / (cand - raw), off)
+                        if e <= thr:
+                            ended, t_dec, e_dec, thr_dec = True, t, e, thr
+                            break
+                        st_ = 2
+            if st_ in (2, 3):
+                cens = raw <= s0
+                if cens:
+                    onset = 0
+                events.append((1, c, onset, now, cens))
+                s["first"] = False
+                done = True
+                if ended:
+                    events.append((2, c, cand, now, onset, snapp, snap / (cand - raw), cens))
+                    s["last_off"] = cand
+                    if s["state"] == 1:
+                        s["state"] = 0
+                    if remerge > 0 and e_dec > off and not any(e_c[t_dec + 1:now + 1] < off):
+                        s["rearm"] = remerge * snap / (cand - raw)
+                        s["rearm_low"] = thr_dec
+                else:
+                    s.update(state=st_, onset=onset, raw=raw, acc=acc, accp=accp, cand=cand,
+                             snap=snap, snapp=snapp, rearm=0.0, cens=cens)
+        if done:
+            s["watch"] = False
+
     for t in range(n):
         for c in range(nc):
             s = ch[c]
@@ -69,6 +150,8 @@ def reference_events(env, det: ContractionDetector, rest=None):
             if auto:
                 s["ws"] += e
                 s["wq"] += e * e
+            if s["watch"] and s0 <= t < horizon:
+                s["speak"] = max(s["speak"], e)
             if not s["base"]:
                 s["last_low"] = t
                 continue
@@ -101,7 +184,13 @@ def reference_events(env, det: ContractionDetector, rest=None):
                     st_ = 2
                     s["rearm"] = 0.0
                     s["acc"], s["accp"] = s["pre_sum"], s["pre_peak"]
-                    events.append((1, c, s["onset"], t))
+                    cens = False
+                    if s["first"]:
+                        s["first"] = s["watch"] = False
+                        if s["raw"] <= s0:
+                            cens, s["onset"] = True, 0
+                    s["cens"] = cens
+                    events.append((1, c, s["onset"], t, cens))
             elif st_ == 2:
                 # e < max(off, off_frac * mean so far), as a product (no division)
                 if e < s["off"] or e * (t - s["raw"]) < off_frac * s["acc"]:
@@ -123,7 +212,8 @@ def reference_events(env, det: ContractionDetector, rest=None):
                             s["rearm"] = remerge * s["snap"] / (s["cand"] - s["raw"])
                             s["rearm_low"] = thr
                         events.append((2, c, s["cand"], t, s["onset"], s["snapp"],
-                                       s["snap"] / (s["cand"] - s["raw"])))
+                                       s["snap"] / (s["cand"] - s["raw"]), s["cens"]))
+                        s["cens"] = False
                     else:
                         st_ = 2
             s["state"] = st_
@@ -156,6 +246,9 @@ def reference_events(env, det: ContractionDetector, rest=None):
                         sm += s["hm"][k]
                         sv += s["hv"][k]
                     set_base(s, sm / nq, math.sqrt(sv / nq) if sv > 0 else 0.0)
+                for c in range(nc):
+                    if ch[c]["watch"]:
+                        judge(c, t)
     return events
 
 
@@ -176,10 +269,11 @@ def as_tuples(events):
     out = []
     for e in events:
         if isinstance(e, Onset):
-            out.append((1, e.channel, e.sample, e.emitted_sample))
+            out.append((1, e.channel, e.sample, e.emitted_sample, e.censored_onset))
         else:
             c = e.contraction
-            out.append((2, e.channel, e.sample, e.emitted_sample, c.onset_sample, c.peak, c.mean))
+            out.append((2, e.channel, e.sample, e.emitted_sample, c.onset_sample, c.peak, c.mean,
+                        c.censored_onset))
     return out
 
 
@@ -190,6 +284,7 @@ def assert_same_events(got, ref):
         if g[0] == 2:
             assert g[5] == pytest.approx(r[5], rel=1e-9)
             assert g[6] == pytest.approx(r[6], rel=1e-9)
+            assert g[7] == r[7]
 
 
 @pytest.mark.parametrize("seed,calibrated,kw", [
@@ -205,7 +300,7 @@ def test_matches_reference_state_machine(seed, calibrated, kw):
     if calibrated:
         rest = det.calibrate_rest(x[:int(1.5 * RATE)])
     env = EmgFilter(3, RATE).process(x)
-    ref = reference_events(env, det, rest)
+    ref = reference_events(env, det, rest, x[0])
     got = as_tuples(det.process(x))
     assert any(r[0] == 1 for r in ref) and any(r[0] == 2 for r in ref)
     # events of one call come sorted by (emitted sample, channel)
@@ -473,3 +568,134 @@ def test_low_tone_is_not_confirmed(seed):
     assert any(2.5 < c.onset < 6.0 for c in plain)
     assert not any(c.onset < 6.5 for c in got)
     assert len(got) == 1 and 6.8 < got[0].onset < 7.1
+
+
+# --------------------------------------------------------------------------
+# Recordings that start mid-contraction (left-censored onsets)
+# --------------------------------------------------------------------------
+def _start_mid_contraction(seed, hum=0.0, first=(0.0, 3.0), rate=RATE):
+    """Channel 0 is contracting from the first sample; a second rep at 6 s."""
+    bursts = [Burst(0, first[0], first[1], 0.3, rise=0.0 if first[0] == 0 else 0.05, fall=0.05),
+              Burst(0, 6.0, 8.0, 0.3, rise=0.05, fall=0.05)]
+    x, _ = simulate_emg(rate, 10.0, bursts, 1, noise_rms=0.01, hum=hum, seed=seed)
+    return x
+
+
+@pytest.mark.parametrize("seed,hum", [(31, 0.0), (32, 0.05), (33, 0.0)])
+def test_start_mid_contraction_is_censored(seed, hum):
+    x = _start_mid_contraction(seed, hum)
+    det = ContractionDetector(1, RATE)
+    events = det.process(x) + det.finish()
+    onsets = [e for e in events if isinstance(e, Onset)]
+    cs = [e.contraction for e in events if isinstance(e, Offset)]
+    assert len(onsets) == 2 and len(cs) == 2
+    first = cs[0]
+    assert first.censored_onset and first.onset == 0.0 and first.onset_sample == 0
+    assert first.offset == pytest.approx(3.0, abs=0.2) and not first.truncated
+    assert onsets[0].censored_onset and onsets[0].sample == 0
+    # recognised only once the floor had learnt the rest after it: emitted late,
+    # and the latency says so
+    assert onsets[0].emitted_sample > 3.0 * RATE
+    assert onsets[0].latency == onsets[0].emitted_sample / RATE
+    assert not cs[1].censored_onset and cs[1].onset == pytest.approx(6.0, abs=0.1)
+    # without the start watch the first rep is lost, the second unchanged
+    off = detect_contractions(x, RATE, censor_window=0)
+    assert len(off) == 1 and off[0].onset_sample == cs[1].onset_sample
+
+
+@pytest.mark.parametrize("seed", [41, 42, 43, 44])
+def test_rest_start_is_not_censored(seed):
+    """Ordinary starts (rest, hum ringing down in the notch, wander, ECG):
+    the start watch changes nothing."""
+    x, _ = sim(seed, channels=2, duration=12.0, hum=0.05, ecg=0.05, wander=0.3)
+    got = detect_contractions(x, RATE)
+    assert got and not any(c.censored_onset for c in got)
+    assert got == detect_contractions(x, RATE, censor_window=0)
+
+
+@pytest.mark.parametrize("start", [0.1, 0.3])
+def test_burst_in_warm_up_gets_its_own_onset(start):
+    """A contraction beginning inside the first baseline window (before the
+    floor exists) is found by the re-judgement with its real onset, not
+    censored (before the start watch it was missed)."""
+    x = _start_mid_contraction(34, first=(start, 3.0))
+    got = detect_contractions(x, RATE)
+    assert len(got) == 2
+    assert not got[0].censored_onset and got[0].onset == pytest.approx(start, abs=0.03)
+    assert detect_contractions(x, RATE, censor_window=0)[0].onset > 5.0
+
+
+def test_censored_start_calibrated():
+    """With a rest calibration detection runs from sample 0: a contraction
+    under way at the start is confirmed at once, flagged censored because
+    the envelope never sat at the baseline after it rose from zero; one
+    beginning 0.2 s in keeps its onset."""
+    rest, _ = simulate_emg(RATE, 2.0, [], 1, noise_rms=0.01, seed=35)
+    got = detect_contractions(_start_mid_contraction(36), RATE, rest=rest)
+    assert len(got) == 2 and got[0].censored_onset and got[0].onset == 0.0
+    assert got[0].offset == pytest.approx(3.0, abs=0.2) and not got[1].censored_onset
+    det = ContractionDetector(1, RATE)
+    det.calibrate_rest(rest)
+    on = [e for e in det.process(_start_mid_contraction(36)) if isinstance(e, Onset)][0]
+    assert on.censored_onset and on.latency < 0.25                # not late: floor known
+    late = detect_contractions(_start_mid_contraction(37, first=(0.2, 3.0)), RATE, rest=rest)
+    assert not late[0].censored_onset and late[0].onset == pytest.approx(0.2, abs=0.03)
+
+
+@pytest.mark.parametrize("calibrated,kw", [
+    (False, {}), (True, {}), (False, {"remerge_fraction": 0.0, "confirm_mean": 0.0}),
+    (False, {"envelope": "rms", "notch": None}), (False, {"censor_window": 2.2}),
+])
+def test_censored_start_matches_reference(calibrated, kw):
+    """Start watch and re-judgement against the Python reference: channel 0
+    contracting from sample 0, channel 1 from 0.3 s, channel 2 at rest."""
+    bursts = [Burst(0, 0.0, 2.5, 0.3, rise=0.0), Burst(0, 5.0, 6.5, 0.3),
+              Burst(1, 0.3, 2.0, 0.25), Burst(1, 4.0, 5.0, 0.3), Burst(2, 3.0, 4.0, 0.3)]
+    x, _ = simulate_emg(RATE, 8.0, bursts, 3, noise_rms=0.01, hum=0.02, seed=38)
+    det = ContractionDetector(3, RATE, **kw)
+    rest = None
+    if calibrated:
+        r, _ = simulate_emg(RATE, 2.0, [], 3, noise_rms=0.01, seed=39)
+        rest = det.calibrate_rest(r)
+    env = det.filter.fresh().process(x)
+    ref = reference_events(env, det, rest, x[0])
+    ref.sort(key=lambda r: (r[3], r[1]))
+    got = as_tuples(det.process(x))
+    assert_same_events(got, ref)
+    if kw.get("censor_window", 30.0) > 2.5:
+        assert any(r[0] == 1 and r[1] == 0 and r[4] for r in ref)     # censored
+        assert any(r[0] == 1 and r[1] == 1 and not r[4] and r[2] < RATE for r in ref)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_censored_start_chunk_invariance(seed):
+    x = _start_mid_contraction(seed % 5, hum=0.02)
+    one = ContractionDetector(1, RATE)
+    ref = as_tuples(one.process(x) + one.finish())
+    assert ref[0][4]                                                  # censored onset
+    rng = np.random.default_rng(seed)
+    det = ContractionDetector(1, RATE)
+    got, pos = [], 0
+    while pos < len(x):
+        k = int(rng.choice([0, 1, 3, 64, 65, rng.integers(0, 3000)]))
+        got += as_tuples(det.process(x[pos:pos + k]))
+        pos += k
+    got += as_tuples(det.finish())
+    assert got == ref
+
+
+def test_reset_reopens_the_start_watch_and_clear_rest():
+    x = _start_mid_contraction(40)
+    det = ContractionDetector(1, RATE)
+    first = as_tuples(det.process(x))
+    det.reset()
+    assert as_tuples(det.process(x)) == first and first[0][4]
+    # a rest calibration given mid-stream does not re-judge the start
+    det = ContractionDetector(1, RATE)
+    det.process(x[:int(1.0 * RATE)])
+    rest, _ = simulate_emg(RATE, 2.0, [], 1, noise_rms=0.01, seed=41)
+    det.calibrate_rest(rest)
+    assert not any(isinstance(e, Onset) and e.censored_onset for e in det.process(x[int(RATE):]))
+    with pytest.raises(ConfigError):
+        ContractionDetector(1, RATE, censor_window=-1.0)
