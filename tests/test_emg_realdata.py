@@ -78,3 +78,44 @@ def test_uci_1nsen_reps_split_without_full_rest():
     for c, start in zip(found, (1.48, 4.72, 8.14, 11.52)):
         assert start - 1.0 < c.onset < start + 0.2
     assert found[0].offset < 4.0
+
+
+def _uci(name):
+    path = shared_data() / "emg" / "uci_lower_limb" / f"{name}.txt"
+    if not path.exists():
+        pytest.skip(f"{name}.txt not in the shared data")
+    rows = [ln.split("\t") for ln in path.read_text().splitlines()[7:]]
+    return np.array([[float(v) for v in r] for r in rows if len(r) == 5 and all(v.strip() for v in r)])
+
+
+@pytest.mark.skipif(shared_data() is None, reason="shared data set not available")
+def test_uci_1asen_starts_mid_contraction():
+    """1Asen RF fires from the first sample (knee already extending): the
+    first rep is reported from 0 with a censored onset, ending before the
+    knee flexes back (goniometer: below -48 deg at 3.75 s)."""
+    a = _uci("1Asen")
+    found = detect_contractions(a[:, 0], 1000.0)
+    assert found[0].censored_onset and found[0].onset == 0.0
+    assert 2.0 < found[0].offset < 4.0
+    assert not any(c.censored_onset for c in found[1:])
+    assert 5.0 < found[1].onset < 5.5
+
+
+@pytest.mark.skipif(shared_data() is None, reason="shared data set not available")
+def test_uci_rest_starts_are_not_censored():
+    """No other UCI prime-mover channel is contracting at its first sample
+    (4Asen's knee is still moving at 0 s, but RF's envelope there is at the
+    level it rests at later): no censored onset anywhere else."""
+    folder = shared_data() / "emg" / "uci_lower_limb"
+    chans = {"sen": (0,), "pie": (1, 3)}
+    checked = 0
+    for path in sorted(folder.glob("*.txt")):
+        kind = path.stem[-3:]
+        if kind not in chans or path.stem == "1Asen":
+            continue
+        a = _uci(path.stem)
+        for ch in chans[kind]:
+            assert not any(c.censored_onset for c in detect_contractions(a[:, ch], 1000.0)), \
+                (path.stem, ch)
+            checked += 1
+    assert checked >= 20
