@@ -142,3 +142,107 @@ cdef inline double sos_step(SosState* s, int ch, double x) noexcept nogil:
 cdef inline double lp1_step(double* state, double alpha, double x) noexcept nogil:
     state[0] += alpha * (x - state[0])
     return state[0]
+
+
+# Weight-shift fit: the pelvis moves over the stance foot in a smooth
+# point-to-point movement; its horizontal acceleration toward the stance leg
+# is biphasic (push, then brake), modelled by the minimum-jerk profile
+# a(t) = D / T^2 * g((t - t0) / T), g(x) = 60 x (1 - x) (1 - 2 x) on [0, 1].
+# The weight is over the stance foot (the other foot off) where the braking
+# ends: t0 + T.  Least squares with a free offset, onset t0, duration T and
+# amplitude D; the amplitude must push toward the stance leg (D > 0).
+ctypedef struct ShiftFit:
+    long long t0        # onset, samples from the start of the window
+    long long tn        # duration, samples
+    double score        # explained sum of squares (num^2 / den)
+    double coef         # amplitude of g (input units); D = coef * T^2
+    double ss           # total sum of squares about the window mean
+
+
+cdef inline double _mj_acc(double x) noexcept nogil:
+    return 60.0 * x * (1.0 - x) * (1.0 - 2.0 * x)
+
+
+cdef inline void _shift_fit_pass(const double* y, long long n, double ym,
+                                 long long t0_lo, long long t0_hi, long long t0_step,
+                                 long long tn_lo, long long tn_hi, long long tn_step,
+                                 long long stride, ShiftFit* best) noexcept nogil:
+    # Grid search over (t0, tn); sums over the template support every
+    # `stride` samples (coarse passes at high rates), exact when stride == 1.
+    cdef long long t0, tn, k
+    cdef double inv, x, g, num, sg, sgg, den, sc, nn
+    if tn_lo < 2:
+        tn_lo = 2
+    if t0_lo < 0:
+        t0_lo = 0
+    tn = tn_lo
+    while tn <= tn_hi:
+        inv = 1.0 / <double> tn
+        t0 = t0_lo
+        while t0 <= t0_hi and t0 + tn <= n - 1:
+            num = 0.0
+            sg = 0.0
+            sgg = 0.0
+            k = 1
+            while k < tn:
+                x = k * inv
+                g = _mj_acc(x)
+                num += g * (y[t0 + k] - ym)
+                sg += g
+                sgg += g * g
+                k += stride
+            if num > 0.0:
+                nn = <double> n / <double> stride
+                den = sgg - sg * sg / nn
+                if den > 0.0:
+                    sc = num * num / den * <double> stride
+                    if sc > best.score:
+                        best.score = sc
+                        best.t0 = t0
+                        best.tn = tn
+                        best.coef = num / den
+            t0 += t0_step
+        tn += tn_step
+
+
+cdef inline void shift_fit(const double* y, long long n, long long tn_min, long long tn_max,
+                           long long t0_step, long long tn_step, long long stride,
+                           ShiftFit* best) noexcept nogil:
+    """Best minimum-jerk acceleration template in y[0:n] (coarse-to-fine grid)."""
+    cdef long long k, s0, s1, st
+    cdef double ym = 0.0, d
+    best.score = 0.0
+    best.t0 = -1
+    best.tn = 0
+    best.coef = 0.0
+    best.ss = 0.0
+    if n < 4:
+        return
+    for k in range(n):
+        ym += y[k]
+    ym /= <double> n
+    for k in range(n):
+        d = y[k] - ym
+        best.ss += d * d
+    if t0_step < 1:
+        t0_step = 1
+    if tn_step < 1:
+        tn_step = 1
+    if stride < 1:
+        stride = 1
+    _shift_fit_pass(y, n, ym, 0, n, t0_step, tn_min, tn_max, tn_step, stride, best)
+    # refine around the best cell, shrinking the grid by 4 per pass
+    while best.t0 >= 0 and (t0_step > 1 or tn_step > 1 or stride > 1):
+        s0 = t0_step
+        s1 = tn_step
+        t0_step = (t0_step + 3) // 4
+        tn_step = (tn_step + 3) // 4
+        st = (stride + 3) // 4
+        stride = st if st < t0_step else t0_step
+        best.score = 0.0  # rescore at this pass's resolution
+        k = best.t0
+        d = <double> best.tn
+        _shift_fit_pass(y, n, ym, k - s0, k + s0, t0_step,
+                        <long long> d - s1 if <long long> d - s1 > tn_min else tn_min,
+                        <long long> d + s1 if <long long> d + s1 < tn_max else tn_max,
+                        tn_step, stride, best)

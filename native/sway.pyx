@@ -313,6 +313,8 @@ cdef class StanceCore:
     cdef object _args
     cdef double* ring           # lean deviation history, for the retro lift-off estimate
     cdef double* ring_r         # high-passed |a| history, to time soft touchdowns
+    cdef double* ring_a         # horizontal acceleration toward the stance leg (g), raw
+    cdef double* fit_buf        # scratch: the weight-shift window, contiguous
     cdef Py_ssize_t ring_n
     cdef Py_ssize_t pos         # == i % ring_n, kept incrementally (no division per sample)
     # parameters (samples / sin units / g)
@@ -321,6 +323,13 @@ cdef class StanceCore:
     cdef long long baseline_n, confirm_n, plateau_n, back_n, confirm_td_n, soft_n, duration_n
     cdef double lift_thr, settle_frac, td_frac, soft_frac, imp_thr, acc_clip, gyro_sat
     cdef int end_on_touchdown
+    cdef long long fit_back_n, fit_tmin_n, fit_tmax_n
+    cdef double rate, fit_min_disp, fit_min_r2
+    # last weight-shift fit (diagnostics): shift distance (m), duration (s),
+    # fraction of the window's variance explained, 1 if its end was used
+    cdef public double fit_disp, fit_dur, fit_r2
+    cdef public int fit_used
+    cdef public long long fit_end
     # state
     cdef long long i, exc_i, start_i, cand_i, soft_i, trial_end, settle_from, rearm_i
     cdef int state, trigger, lean_cues, started, rearm
@@ -331,6 +340,8 @@ cdef class StanceCore:
     def __cinit__(self, *args, **kw):
         self.ring = NULL
         self.ring_r = NULL
+        self.ring_a = NULL
+        self.fit_buf = NULL
 
     def __init__(self, mounting, double rate, double tilt_gain, double gate_lo, double gate_hi,
                  sos, zi, double side, double lean_alpha, double norm_alpha,
@@ -339,7 +350,9 @@ cdef class StanceCore:
                  double lift_thr, double settle_frac, double td_frac, double soft_frac,
                  double imp_thr, double acc_clip, double gyro_sat, bint end_on_touchdown,
                  double base_alpha, double pd_alpha, double r_alpha, double soft_imp_min,
-                 double soft_imp_k):
+                 double soft_imp_k, long long fit_back_n=0, long long fit_tmin_n=0,
+                 long long fit_tmax_n=0, double fit_min_disp=0.0,
+                 double fit_min_r2=0.0):
         self._args = (mounting, rate, tilt_gain, gate_lo, gate_hi, sos, zi)
         self.side = side
         self.lean_alpha = lean_alpha
@@ -364,18 +377,33 @@ cdef class StanceCore:
         self.r_alpha = r_alpha
         self.soft_imp_min = soft_imp_min
         self.soft_imp_k = soft_imp_k
+        # fit_back_n == 0: no weight-shift fit (start from the lean alone)
+        self.rate = rate
+        self.fit_back_n = fit_back_n
+        self.fit_tmin_n = fit_tmin_n
+        self.fit_tmax_n = fit_tmax_n
+        self.fit_min_disp = fit_min_disp
+        self.fit_min_r2 = fit_min_r2
         self.ring_n = 2 * back_n + confirm_n + plateau_n + soft_n + 8
+        if self.ring_n < fit_back_n + confirm_n + plateau_n + 8:
+            self.ring_n = fit_back_n + confirm_n + plateau_n + 8
         free(self.ring)
         self.ring = <double*> calloc(self.ring_n, sizeof(double))
         free(self.ring_r)
         self.ring_r = <double*> calloc(self.ring_n, sizeof(double))
-        if self.ring == NULL or self.ring_r == NULL:
+        free(self.ring_a)
+        self.ring_a = <double*> calloc(self.ring_n, sizeof(double))
+        free(self.fit_buf)
+        self.fit_buf = <double*> calloc(self.ring_n, sizeof(double))
+        if self.ring == NULL or self.ring_r == NULL or self.ring_a == NULL or self.fit_buf == NULL:
             raise MemoryError()
         self.reset()
 
     def __dealloc__(self):
         free(self.ring)
         free(self.ring_r)
+        free(self.ring_a)
+        free(self.fit_buf)
 
     def reset(self):
         cdef int j
@@ -407,6 +435,11 @@ cdef class StanceCore:
             self.cal[j] = 0.0
         self.n_acc_clip = 0
         self.n_gyro_sat = 0
+        self.fit_disp = 0.0
+        self.fit_dur = 0.0
+        self.fit_r2 = 0.0
+        self.fit_used = 0
+        self.fit_end = -1
 
     def start(self):
         """Operator trigger: single-leg stance starts at the next sample."""
@@ -452,6 +485,50 @@ cdef class StanceCore:
                 return k
         return self.exc_i
 
+    cdef long long _fit_start(self, long long k_lean) noexcept nogil:
+        # Refine the lift-off from the pelvis acceleration: fit the weight
+        # shift (push toward the stance leg, then brake) in the window from
+        # fit_back_n before the lean excursion to now; the foot is off where
+        # the braking ends.  The lean estimate k_lean stays if the fit is
+        # implausible: too small a shift, or a poor fit (the shift should
+        # dominate the window: before it the subject stood still on both
+        # feet).  The window reaches far back because a small lean in strong
+        # sway can be confirmed a second or more after the foot went up.
+        cdef ShiftFit f
+        cdef long long k, end, lo = self.exc_i - self.fit_back_n
+        cdef double T
+        self.fit_used = 0
+        self.fit_end = -1
+        if self.fit_back_n <= 0:
+            return k_lean
+        if lo < self.i - self.ring_n + 1:
+            lo = self.i - self.ring_n + 1
+        if lo < self.rearm_i:  # never reach back into the previous stance
+            lo = self.rearm_i
+        if lo < 0:
+            lo = 0
+        for k in range(lo, self.i + 1):
+            self.fit_buf[k - lo] = self.ring_a[k % self.ring_n]
+        # coarse grid: 10 ms onsets, 40 ms durations, sums at ~200 Hz
+        shift_fit(self.fit_buf, self.i + 1 - lo, self.fit_tmin_n, self.fit_tmax_n,
+                  <long long> (0.01 * self.rate + 0.5), <long long> (0.04 * self.rate + 0.5),
+                  <long long> (self.rate / 200.0), &f)
+        if f.t0 < 0:
+            self.fit_disp = 0.0
+            self.fit_dur = 0.0
+            self.fit_r2 = 0.0
+            return k_lean
+        T = f.tn / self.rate
+        self.fit_disp = f.coef * G * T * T
+        self.fit_dur = T
+        self.fit_r2 = f.score / f.ss if f.ss > 0.0 else 0.0
+        end = lo + f.t0 + f.tn
+        self.fit_end = end
+        if self.fit_disp < self.fit_min_disp or self.fit_r2 < self.fit_min_r2:
+            return k_lean
+        self.fit_used = 1
+        return end
+
     cdef void _calibrate(self) noexcept nogil:
         # Quiet double stance: the mean gyro is its bias, the mean specific
         # force points up.  Restart the tilt from there so the bias neither
@@ -493,6 +570,7 @@ cdef class StanceCore:
         dev = self.lean_lp - self.base
         self.ring[self.pos] = dev
         self.ring_r[self.pos] = r
+        self.ring_a[self.pos] = self.side * o.a_ml
 
         if self.trigger:
             self.trigger = 0
@@ -550,7 +628,7 @@ cdef class StanceCore:
                 self.pd = self.plateau_sum / self.plateau_n
                 self.lean_cues = self.pd >= self.lift_thr
                 if self.start_i < 0:
-                    self.start_i = self._retro_start()
+                    self.start_i = self._fit_start(self._retro_start())
                     if not self.started:
                         self.started = 1
                         self.trial_end = self.start_i + self.duration_n

@@ -5,9 +5,12 @@ it returns events as they are decided:
 
 1. ``BaselineReady`` after ``baseline_s`` of double stance (the subject
    should stand still on both feet when the test object starts receiving data).
-2. ``StanceStarted`` when the weight has shifted onto the stance leg and
-   settled (automatic: the trunk lean toward the stance leg exceeds
-   ``lift_threshold_deg`` for 0.3 s, then the start is placed where the lean
+2. ``StanceStarted`` when the weight has shifted onto the stance leg
+   (automatic: the trunk lean toward the stance leg exceeds
+   ``lift_threshold_deg`` for 0.3 s and stays for another 0.3 s; the start
+   is then placed where the weight shift ended, found by fitting the
+   push-then-brake movement of the pelvis toward the stance leg in its
+   horizontal acceleration; if no plausible shift fits, where the lean
    reached 80 % of its stance level) or at the next sample after
    :meth:`SingleLegStanceTest.start` (operator trigger).  The countdown of
    ``duration`` seconds starts there.
@@ -156,11 +159,19 @@ class SingleLegStanceTest:
     ``(n, 9)`` (+ mag, ignored) float arrays and returns a list of events.
     """
 
-    # The stance starts where the lean reached this fraction of its stance
-    # level (the weight is over the stance foot; the other foot is off).
+    # Fallback when no weight shift fits: the stance starts where the lean
+    # reached this fraction of its stance level.
     _SETTLE_FRAC = 0.8
     # Time constant (s) of the lean low-pass: sway noise vs lag.
     _LEAN_TAU = 0.1
+    # Weight-shift fit on the pelvis acceleration (refines the automatic
+    # start): window reaching this far before the lean excursion (None: no
+    # fit), shift durations searched, smallest plausible shift, smallest
+    # fraction of the window's variance the fit must explain.
+    _FIT_BACK_S = 2.0
+    _FIT_DUR_S = (0.25, 1.2)
+    _FIT_MIN_DISP_M = 0.03
+    _FIT_MIN_R2 = 0.5
 
     def __init__(self, rate: float, duration: float = 30.0, leg: str = "left", *,
                  mounting: Mounting = Mounting(), end_on_touchdown: bool = False,
@@ -201,7 +212,10 @@ class SingleLegStanceTest:
             1.0 - np.exp(-1.0 / (2.0 * r)),  # double-stance lean baseline follows drift, tau 2 s
             1.0 - np.exp(-1.0 / (3.0 * r)),  # stance lean level follows drift, tau 3 s
             1.0 - np.exp(-1.0 / (2.0 * r)),  # stance |a| noise power, tau 2 s
-            0.01, 4.0)  # soft touchdown transient: >= 0.01 g and >= 4x the stance noise RMS
+            0.01, 4.0,  # soft touchdown transient: >= 0.01 g and >= 4x the stance noise RMS
+            n(self._FIT_BACK_S) if self._FIT_BACK_S else 0,
+            n(self._FIT_DUR_S[0]), n(self._FIT_DUR_S[1]),
+            self._FIT_MIN_DISP_M, self._FIT_MIN_R2)
         self.reset()
 
     def reset(self) -> None:
