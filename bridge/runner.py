@@ -10,6 +10,7 @@ time (``speed`` x; 0 = as fast as possible).
 from __future__ import annotations
 
 import asyncio
+import asyncio
 import time
 from typing import AsyncIterator, Callable
 
@@ -81,26 +82,44 @@ def _split_sinks(sinks) -> tuple[list, list, list]:
 
 
 async def run_items(items: AsyncIterator, session: Session, sinks,
-                    on_tick: Callable[[], None] | None = None, tick: float = 0.1) -> None:
+                    on_tick: Callable[[], None] | None = None, tick: float = 0.1, *,
+                    stop_on_cancel: bool = False) -> bool:
     """Feed every item to the session and the sinks, every event to the sinks.
 
     ``on_tick`` (e.g. a screen redraw) is called at most every ``tick`` s.
+    With ``stop_on_cancel``, cancelling the task running this (asyncio.run does
+    so on the first Ctrl-C) ends the stream as the end of data would: the source
+    is closed, the session finished and its last events delivered, and True is
+    returned (the cancellation is absorbed).  Returns False when the data ended.
     """
     item_fns, event_fns, _ = _split_sinks(sinks)
     last = time.monotonic()
-    async for item in items:
-        for f in item_fns:
-            f(item)
-        for ev in session.handle(item):
-            for f in event_fns:
-                f(ev)
-        if on_tick is not None:
-            now = time.monotonic()
-            if now - last >= tick:
-                last = now
-                on_tick()
+    interrupted = False
+    try:
+        async for item in items:
+            for f in item_fns:
+                f(item)
+            for ev in session.handle(item):
+                for f in event_fns:
+                    f(ev)
+            if on_tick is not None:
+                now = time.monotonic()
+                if now - last >= tick:
+                    last = now
+                    on_tick()
+    except asyncio.CancelledError:
+        if not stop_on_cancel:
+            raise
+        interrupted = True
+        uncancel = getattr(asyncio.current_task(), "uncancel", None)  # Python >= 3.11
+        if uncancel is not None:
+            uncancel()
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            await aclose()  # close the source now (disconnect, stop the device)
     for ev in session.finish():
         for f in event_fns:
             f(ev)
     if on_tick is not None:
         on_tick()
+    return interrupted

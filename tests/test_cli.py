@@ -172,6 +172,39 @@ def test_sigkill_while_recording_leaves_an_analysable_file(tmp_path):
     assert [p["phase"] for p in dev["phases"]][:2] == ["rest", "reps"]
 
 
+def test_ctrl_c_ends_a_live_stream_with_its_summary_results_and_report(tmp_path):
+    """The first Ctrl-C (SIGINT) stops the stream; what was received is summarised and saved."""
+    import signal
+    import time
+
+    exe = shutil.which("glutebridge")
+    cmd = ([exe] if exe else [sys.executable, "-m", "bridge.cli"]) + [
+        "stream", "sim://demo?speed=2", "--view", "lines", "--json", "r.json",
+        "--report", "r.html", "--record", "r.gbrec"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO),
+                                                        os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    rec = tmp_path / "r.gbrec"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not rec.exists() or rec.stat().st_size < 300_000):
+        time.sleep(0.2)  # until the first bridge reps (~10 s of device time) are in
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopped (Ctrl-C)" in out and "Repetitions" in out
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["interrupted"] is True
+    (dev,) = res["devices"].values()
+    assert len(dev["contractions"]) >= 6
+    assert (tmp_path / "r.html").stat().st_size > 50_000
+    # the recording was closed properly: it analyses like any other
+    r = glutebridge("analyze", rec, "--format", "json", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(next(iter(json.loads(r.stdout)["devices"].values()))["contractions"]) >= 6
+
+
 def test_guided_single_leg_test_with_the_scripted_virtual_client(tmp_path):
     r = glutebridge("test", "single-leg", "sim://single-leg?speed=25", "--view", "lines",
                     "--json", "sl.json", cwd=tmp_path)

@@ -83,11 +83,17 @@ async def run_session(items, session: Session, out: Outputs, *, stats=None,
         if live_view is not None:
             live = stack.enter_context(Live(live_view.render(), console=console,
                                             auto_refresh=False, transient=False))
-            await run_items(items, session, sinks,
-                            on_tick=lambda: live.update(live_view.render(), refresh=True))
+            interrupted = await run_items(
+                items, session, sinks, stop_on_cancel=True,
+                on_tick=lambda: live.update(live_view.render(), refresh=True))
         else:
-            await run_items(items, session, sinks)
+            interrupted = await run_items(items, session, sinks, stop_on_cancel=True)
     results = session_results(session)
+    if interrupted:
+        # Ctrl-C ends a live stream: what was received is summarised and saved as usual.
+        results["interrupted"] = True
+        _note(console, view, "stopped (Ctrl-C): the results cover the data received so far; "
+              "press Ctrl-C twice to quit without them")
     if stats is not None:
         results["link"] = _jsonable(stats() if callable(stats) else stats)
     if view in ("live", "lines"):
