@@ -7,8 +7,10 @@ six has soft touchdowns, 0.03-0.1 g), quantised like int16 counts, fed in
 live-sized blocks (1-16 samples).  Printed: touchdown time error (median,
 p90, max), recall, false touchdowns per 20 trials, stance start error,
 stance duration error (lift-off to touchdown), time-achieved error.
+``--shift-s`` sets how long the weight shift before each lift-off takes
+(simulator default 0.5 s; slower shifts are harder to time).
 
-    python benchmarks/balance_eval.py [--trials 120] [--seed 2026] [--stress]
+    python benchmarks/balance_eval.py [--trials 120] [--seed 2026] [--stress] [--shift-s 0.5]
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ MATCH_S = 0.5  # a detection within 0.5 s of a true touchdown counts as that tou
 GOAL = 30.0
 
 
-def make_trial(rng, k, stress=False):
+def make_trial(rng, k, stress=False, shift_s=0.5):
     rate = float(rng.choice([100.0, 200.0, 200.0, 500.0]))
     lift = float(rng.uniform(2.0, 4.0))
     n_td = int(rng.choice([0, 1, 1, 2]))
@@ -39,7 +41,7 @@ def make_trial(rng, k, stress=False):
         if t > lift + GOAL - 1.0:
             break
         tds.append(t)
-        t += 2.0 + 0.5  # relift_after + shift_s: next lift-off
+        t += 2.0 + shift_s  # relift_after + shift_s: next lift-off
     soft = (k % 6) == 5 if not stress else (k % 2) == 1
     impact = rng.uniform(0.03, 0.1, size=len(tds)) if soft else None
     scale = float(rng.uniform(0.7, 1.5)) if not stress else float(rng.uniform(1.2, 2.2))
@@ -47,7 +49,8 @@ def make_trial(rng, k, stress=False):
     kw = dict(rate=rate, duration=lift + GOAL + 3.0, leg=str(rng.choice(["left", "right"])),
               touchdowns=tds, eyes=str(rng.choice(["open", "closed"])),
               seed=int(rng.integers(1 << 30)),
-              lift_off=lift, impact_g=impact, sway_scale=scale, lean_deg=lean, quantize=True,
+              lift_off=lift, shift_s=shift_s, impact_g=impact, sway_scale=scale, lean_deg=lean,
+              quantize=True,
               sensor_tilt_deg=(float(rng.uniform(-15, 15)), float(rng.uniform(-5, 5))))
     return kw
 
@@ -73,13 +76,13 @@ def run_trial(kw, rng, operator=False):
     return truth, events, test.result
 
 
-def evaluate(n_trials, seed, operator=False, stress=False):
+def evaluate(n_trials, seed, operator=False, stress=False, shift_s=0.5):
     rng = np.random.default_rng(seed)
     td_err, start_err, dur_err, ach_err = [], [], [], []
     n_true = n_found = n_false = 0
     missed_starts = 0
     for k in range(n_trials):
-        kw = make_trial(rng, k, stress)
+        kw = make_trial(rng, k, stress, shift_s)
         truth, events, result = run_trial(kw, np.random.default_rng([seed, k]), operator)
         starts = [e for e in events if isinstance(e, StanceStarted)]
         tds = [e for e in events if isinstance(e, Touchdown)]
@@ -128,12 +131,15 @@ def main():
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--stress", action="store_true",
                     help="harder trials: sway x1.2-2.2, lean only 2.5-4 deg, half soft touchdowns")
+    ap.add_argument("--shift-s", type=float, default=0.5,
+                    help="duration of the weight shift before each lift-off (s)")
     args = ap.parse_args()
     for operator in (False, True):
         t = time.perf_counter()
-        r = evaluate(args.trials, args.seed, operator, args.stress)
+        r = evaluate(args.trials, args.seed, operator, args.stress, args.shift_s)
         mode = "operator start (start() at true lift-off)" if operator else "automatic start"
         mode += " [stress]" if args.stress else ""
+        mode += f" [weight shift {args.shift_s:g} s]" if args.shift_s != 0.5 else ""
         print(f"\n## {mode}: {r['trials']} simulated trials, {time.perf_counter() - t:.1f} s")
         print(f"touchdowns: {r['n_true']} true, {r['n_found']} found, recall "
               f"{r['n_found'] / max(r['n_true'], 1):.3f}; false touchdowns {r['n_false']} "
