@@ -15,7 +15,9 @@ File layout (``.gbrec``)::
 All little-endian.  Records are appended and flushed to the OS at least every
 ``flush_interval`` (default 0.2 s) and fsync'ed every ``sync_interval``
 (default 1 s), so a process killed with SIGKILL loses nothing that was
-flushed and a power cut loses at most the last second.  A reader stops at a
+flushed and a power cut loses at most the last second or so.  The fsync runs
+on a background thread: it waits for the disk (milliseconds, more on a busy
+one) and must not stall the event loop that receives the data.  A reader stops at a
 torn tail record (counted in ``truncated_bytes``) and skips a corrupted
 record by hunting for the next sync word whose CRC checks.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import threading
 import os
 import struct
 import time
@@ -36,6 +39,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Iterator
+
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from bridge.errors import RecordingError
 
@@ -47,6 +52,18 @@ _REC = struct.Struct("<2sBBId")  # sync, kind, flags, length, host_time
 _CRC = struct.Struct("<I")
 _IDX = struct.Struct("<Qd")
 MAX_RECORD = 1 << 20  # a byte chunk larger than 1 MiB is split by the writer
+
+_syncer: ThreadPoolExecutor | None = None
+_syncer_lock = threading.Lock()
+
+
+def _sync_in_background(fd: int) -> Future:
+    """fdatasync ``fd`` on the shared background thread (one for all writers)."""
+    global _syncer
+    with _syncer_lock:
+        if _syncer is None:
+            _syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gbrec-sync")
+        return _syncer.submit(getattr(os, "fdatasync", os.fsync), fd)
 
 
 class Kind(IntEnum):
@@ -95,6 +112,7 @@ class RecordingWriter:
         self._offset = self._fh.tell()
         self._last_flush = self._last_sync = time.monotonic()
         self._next_index: float | None = None
+        self._sync: Future | None = None  # the background fsync in flight, if any
         self.records = 0
         self.bytes = 0
         self._fh.flush()
@@ -143,17 +161,33 @@ class RecordingWriter:
         self._fh.flush()
         self._idx.flush()
         self._last_flush = time.monotonic()
-        if sync:
+        if sync and (self._sync is None or self._sync.done()):
+            self._check_sync()
             # fdatasync: the data reach the disk; metadata other than the size may lag.
-            getattr(os, "fdatasync", os.fsync)(self._fh.fileno())
+            self._sync = _sync_in_background(self._fh.fileno())
             self._last_sync = self._last_flush
+
+    def _check_sync(self) -> None:
+        if self._sync is not None and self._sync.done() and self._sync.exception() is not None:
+            exc = self._sync.exception()
+            self._sync = None
+            raise RecordingError(f"cannot write {self.path} to disk: {exc}") from exc
 
     def close(self) -> None:
         if self._fh.closed:
             return
-        self.flush(sync=True)
-        self._fh.close()
-        self._idx.close()
+        try:
+            self._fh.flush()
+            self._idx.flush()
+            if self._sync is not None:
+                self._sync.result()  # never close the fd under a running fsync
+            getattr(os, "fdatasync", os.fsync)(self._fh.fileno())
+        except OSError as exc:
+            raise RecordingError(f"cannot write {self.path} to disk: {exc}") from exc
+        finally:
+            self._sync = None
+            self._fh.close()
+            self._idx.close()
 
     def __enter__(self) -> "RecordingWriter":
         return self

@@ -115,3 +115,36 @@ def test_sigkill_mid_recording_loses_at_most_the_last_second(tmp_path):
     assert len(recs) > 100
     assert killed_at - recs[-1].host_time < 1.0  # at most the last second lost
     assert r.corrupt_records == 0
+
+
+def test_disk_sync_runs_off_the_loop_and_its_failure_is_reported(tmp_path, monkeypatch):
+    """fsync happens on a background thread; an I/O error there surfaces as RecordingError."""
+    import threading
+
+    calls = []
+    real = getattr(os, "fdatasync", os.fsync)
+
+    def slow_sync(fd):
+        calls.append(threading.current_thread().name)
+        time.sleep(0.05)
+        return real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", slow_sync, raising=False)
+    w = RecordingWriter(tmp_path / "a.gbrec", {}, sync_interval=0.0, flush_interval=0.0)
+    w.data_in(b"x" * 100, 1.0)  # flush + background sync
+    w.data_in(b"y" * 100, 1.1)  # sync still in flight: not queued again
+    w.close()  # waits for it, then syncs once more on the caller's thread
+    assert calls[0].startswith("gbrec-sync") and len(calls) == 2
+    assert [r.payload[:1] for r in RecordingReader(tmp_path / "a.gbrec").records()] == [b"x", b"y"]
+
+    def broken(fd):
+        raise OSError(5, "Input/output error")
+
+    w = RecordingWriter(tmp_path / "b.gbrec", {}, sync_interval=0.0, flush_interval=0.0)
+    monkeypatch.setattr(os, "fdatasync", broken, raising=False)  # the disk fails from now on
+    w.data_in(b"x" * 100, 1.0)
+    time.sleep(0.1)
+    with pytest.raises(RecordingError, match="cannot write .*b.gbrec to disk"):
+        w.data_in(b"y" * 100, 1.1)
+    with pytest.raises(RecordingError, match="to disk"):
+        w.close()
