@@ -683,10 +683,14 @@ def _contractions_table(dev: _Node) -> str:
         rows.append([_e(_muscle(v.get("muscle") or v["channel"])), c.get("onset").num(3),
                      c.get("offset").num(3), f"{v['offset'] - v['onset']:.3f}",
                      c.get("peak").num(3), c.get("mean").num(3), c.get("pct_mvc").num(1),
-                     "yes" if v.get("truncated") else ""])
+                     ", ".join(w for w, f in (("before the recording", v.get("censored_onset")),
+                                              ("cut", v.get("truncated"))) if f)])
     return (f"<details><summary>all {len(rows)} contractions</summary>"
             + _table(["muscle", "onset (s)", "offset (s)", "duration (s)", "peak (mV)",
-                      "mean (mV)", "%MVC", "truncated"], rows) + "</details>")
+                      "mean (mV)", "%MVC", "started / ended"], rows)
+            + '<p class="note">"before the recording": the muscle was already contracting at '
+              "the first sample (onset 0 is not a measured onset and is left out of firing "
+              'order); "cut": closed by a link gap or the end of data.</p></details>')
 
 
 def _device_html(dev: _Node, traces: ReportTraces | None, age: float | None,

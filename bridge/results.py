@@ -133,7 +133,8 @@ def session_results(session) -> dict:
             "contractions": [
                 {"channel": c.channel, "muscle": session.channel_names(name).get(c.channel),
                  "onset": c.onset, "offset": c.offset, "peak": c.peak, "mean": c.mean,
-                 "pct_mvc": c.pct_mvc, "truncated": c.truncated}
+                 "pct_mvc": c.pct_mvc, "truncated": c.truncated,
+                 "censored_onset": c.censored_onset}
                 for c in session.contractions(name)],
             "summary": (_reps_summary(session.contractions(name), session.channel_names(name),
                                       lambda c, name=name: session.spectrum(name, c))

@@ -266,7 +266,7 @@ class Session:
                 k = ev.contraction
                 on = st.stream_sample(k.onset_sample)
                 c = Contraction(k.channel, on / st.rate, t, k.peak, k.mean, k.pct_mvc, on, s,
-                                k.truncated)
+                                k.truncated, k.censored_onset)
                 st.contractions.append(c)
                 if st.history is not None:
                     spec = contraction_spectrum(st.history, k.channel, on, s)

@@ -296,6 +296,18 @@ def test_firing_order_by_construction():
     assert f.describe() == "usual order lumbar_erectors > hamstrings > glute_max (4 of 6 reps)"
 
 
+def test_firing_order_skips_onsets_from_before_the_recording():
+    from bridge.emg import Contraction
+
+    # rep 1 was under way at the first sample on the glute: its onset 0 is not a measured onset
+    cs = [Contraction(0, 0.0, 2.0, 1.0, 0.5, censored_onset=True), C(2, 0.1, 2.0), C(1, 0.2, 2.0)]
+    cs += _reps_with_order(3)[3:]
+    f = firing_order(cs, NAMES)
+    assert f.reps[0].order == ("lumbar_erectors", "hamstrings")
+    assert f.latency["lumbar_erectors"].n == 2  # only the reps with a measured glute onset
+    assert f.missing["glute_max"] == 1
+
+
 def test_firing_order_reference_and_join_gap():
     cs = [C(0, 0.0, 1.0), C(1, 1.05, 2.0), C(0, 5.0, 6.0), C(1, 6.05, 7.0)]
     apart = firing_order(cs, NAMES, reference="hamstrings")

@@ -138,6 +138,8 @@ def firing_order(
     for i, g in enumerate(group_firing(items, join_gap), start=1):
         onsets: dict[str, float] = {}
         for c in g:  # onset-sorted: the first per channel is its first onset
+            if getattr(c, "censored_onset", False):
+                continue  # already contracting at the first sample: no measured onset
             onsets.setdefault(names[int(c.channel)], float(c.onset))
         order = tuple(sorted(onsets, key=lambda m: (onsets[m], m)))
         lat = ({m: t - onsets[ref] for m, t in onsets.items() if m != ref}

@@ -62,7 +62,8 @@ def _contraction(c) -> dict:
     return {"onset": _plain(c.onset), "offset": _plain(c.offset),
             "duration": _plain(c.offset - c.onset), "peak": _plain(c.peak),
             "mean": _plain(c.mean), "pct_mvc": _plain(c.pct_mvc),
-            "truncated": bool(c.truncated)}
+            "truncated": bool(c.truncated),
+            "censored_onset": bool(getattr(c, "censored_onset", False))}
 
 
 def event_to_dict(event, stance_start: float | None = None) -> dict | None:
