@@ -47,18 +47,21 @@ class RawHistory:
 
     def pieces(self, start: int, end: int, channel: int) -> list[np.ndarray]:
         """Channel ``channel`` over stream samples [start, end) as gap-free runs (what is held)."""
+        # Walk back from the newest chunk: a contraction that just ended is at the end.
         runs: list[list[np.ndarray]] = []
-        at = None  # next stream sample expected by the current run
-        for first, x in self._chunks:
+        at = None  # first stream sample of the current run (it grows backwards)
+        for first, x in reversed(self._chunks):
             last = first + x.shape[0]
-            if last <= start or first >= end:
+            if first >= end:
                 continue
+            if last <= start:
+                break
             lo, hi = max(first, start), min(last, end)
-            if at is None or lo != at:
+            if at is None or hi != at:
                 runs.append([])
             runs[-1].append(x[lo - first:hi - first, channel])
-            at = hi
-        return [np.concatenate(r) if len(r) > 1 else np.array(r[0]) for r in runs]
+            at = lo
+        return [np.concatenate(r[::-1]) if len(r) > 1 else np.array(r[0]) for r in runs[::-1]]
 
 
 def contraction_spectrum(history: RawHistory, channel: int, start: int, end: int,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.signal import periodogram
 
-from bridge.analytics.fatigue import pieces_frequencies, segment_frequencies
+from bridge.analytics.fatigue import pieces_frequencies, segment_frequencies, welch_psd
 from bridge.features import mean_frequency, median_frequency
 from bridge.results import session_results
 from bridge.runner import run_items, virtual_items
@@ -30,6 +30,20 @@ def _reference_frequencies(pieces, rate, nper, lo=20.0, hi=450.0):
     f, p = f[keep], p[keep]
     # the frequency definitions themselves are checked against libemg in test_features
     return mean_frequency(p, f), median_frequency(p, f, interpolate=True)
+
+
+@pytest.mark.parametrize("n, nper", [(4000, 500), (3999, 500), (777, 125), (500, 500), (64, 64),
+                                     (1000, 333)])
+def test_welch_psd_equals_scipy(n, nper):
+    from scipy.signal import welch
+
+    x = np.random.default_rng(n).standard_normal(n) * 0.3 + 0.05
+    f, p, k = welch_psd(x, 2000.0, nper)
+    f_ref, p_ref = welch(x, fs=2000.0, window="hann", nperseg=nper, noverlap=nper // 2,
+                         detrend="constant", scaling="density")
+    assert k == 1 + (n - nper) // (nper - nper // 2)
+    np.testing.assert_allclose(f, f_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-12, atol=1e-15 * p_ref.max())
 
 
 def test_history_returns_gap_free_pieces_and_forgets_old_samples():
