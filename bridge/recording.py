@@ -219,6 +219,9 @@ class RecordingReader:
         except OSError as exc:
             raise RecordingError(f"cannot read {self.path}: {exc.strerror}") from exc
         d = self._data
+        if len(d) == 0:
+            raise RecordingError(f"{self.path} is empty (0 bytes): the recording never started "
+                                 "writing; record again with `glutebridge stream URL --record FILE`")
         if len(d) < _HEAD.size or d[:6] != MAGIC:
             raise RecordingError(
                 f"{self.path} is not a glutebridge recording (no GBREC header); "

@@ -228,3 +228,13 @@ def test_calibrate_then_stream_with_the_profile(tmp_path):
     assert pct and all(p is not None and p > 0 for p in pct)
     r = glutebridge("stream", "sim://holds", "--profile", "nobody", cwd=tmp_path)
     assert r.returncode == 1 and "glutebridge calibrate" in r.stderr
+
+
+def test_analyze_names_what_is_wrong_with_a_broken_recording(tmp_path):
+    (tmp_path / "empty.gbrec").write_bytes(b"")
+    (tmp_path / "junk.gbrec").write_bytes(b"\x00\x01garbage" * 10)
+    r = glutebridge("analyze", tmp_path / "empty.gbrec", "--no-progress", cwd=tmp_path)
+    assert r.returncode != 0 and "is empty (0 bytes)" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = glutebridge("analyze", tmp_path / "junk.gbrec", "--no-progress", cwd=tmp_path)
+    assert r.returncode != 0 and "not a glutebridge recording" in r.stderr

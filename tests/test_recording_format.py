@@ -69,7 +69,7 @@ def test_corrupt_record_in_the_middle_is_skipped(tmp_path):
 
 
 @pytest.mark.parametrize("content,msg", [
-    (b"", "not a glutebridge recording"),
+    (b"", "is empty"),
     (b"time,emg\n0,1\n", "not a glutebridge recording"),
     (b"GBREC\x00\x09\x00\x02\x00\x00\x00{}", "version 9"),
     (b"GBREC\x00\x01\x00\x40\x00\x00\x00{", "truncated inside its header"),

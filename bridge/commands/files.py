@@ -22,9 +22,14 @@ from bridge.stream import SampleChunk
 
 
 def is_recording(path) -> bool:
+    """A glutebridge recording by its header, or by its .gbrec name (the reader then says
+    what is wrong with it); anything else is read as CSV."""
     try:
         with open(path, "rb") as fh:
-            return fh.read(len(MAGIC)) == MAGIC
+            return fh.read(len(MAGIC)) == MAGIC or Path(path).suffix.lower() == ".gbrec"
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied; check the file's owner and mode "
+                          "(`ls -l`)") from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except IsADirectoryError:
