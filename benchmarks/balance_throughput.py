@@ -13,7 +13,15 @@ heading-frame projection, ``sosfilt`` low-pass, lean and |a| features with
 ``lfilter`` - but no state machine (not vectorisable), so it does less work.
 Also: ``sway_metrics`` (scipy, whole trial) vs the native sliding window.
 
-    python benchmarks/balance_throughput.py [--seconds 3000]
+Workload (the same for every row): ``--seconds / --trial-s`` trials (default
+5 x 600 s at 200 Hz), each after a reset, with a countdown of trial_s - 5 s
+that stays active until the last ~2 s of the recording and then completes
+(so the API rows include ``_finish``/``sway_metrics``).  The recording is a
+60 s simulation (lift-off at 3 s, touchdowns at 20 and 40 s) tiled: 30
+lift-offs per 600 s trial, each refined by the weight-shift fit.  Block 1
+rows use the first 100 s of one trial (active, no completion).
+
+    python benchmarks/balance_throughput.py [--seconds 3000] [--trial-s 600] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -65,79 +73,90 @@ def numpy_chain(imu, rate):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=3000.0, help="simulated seconds at 200 Hz")
+    ap.add_argument("--seconds", type=float, default=3000.0,
+                    help="simulated seconds at 200 Hz, run as trials of --trial-s each")
+    ap.add_argument("--trial-s", type=float, default=600.0,
+                    help="length of one trial recording (s, 60-605)")
+    ap.add_argument("--repeat", type=int, default=5, help="best of N")
     args = ap.parse_args()
     rate = 200.0
     one, _ = simulate_stance(rate, 60.0, "left", touchdowns=[20.0, 40.0], seed=1, quantize=True)
-    reps = max(1, int(args.seconds / 60.0))
-    imu = np.ascontiguousarray(np.tile(one, (reps, 1)))
-    n = imu.shape[0]
-    print(f"IMU chain throughput, {n:,} samples ({n / rate:.0f} s at {rate:.0f} Hz), one core, "
-          "best of 3\n")
+    trial = np.ascontiguousarray(np.tile(one, (int(np.ceil(args.trial_s / 60.0)), 1))
+                                 [: int(args.trial_s * rate)])
+    m = trial.shape[0]
+    n_trials = max(1, int(round(args.seconds / args.trial_s)))
+    n = n_trials * m
+    # Same workload for every row: n_trials trials of trial_s seconds, each
+    # with a reset before it, countdown = trial_s - 5 s.  The recording is the
+    # 60 s simulation (lift-off at 3 s, touchdowns at 20 and 40 s, relift 2 s
+    # later) tiled, so the countdown starts ~3 s in and ends ~2 s before the
+    # end of the recording: the state machine is active (no "done" shortcut)
+    # and each trial ends with TrialCompleted, i.e. _finish and sway_metrics.
+    duration = args.trial_s - 5.0
+    chk = SingleLegStanceTest(rate, duration, "left")
+    evs = chk.process(trial)
+    done_at = evs[-1].sample if evs and type(evs[-1]).__name__ == "TrialCompleted" else None
+    if done_at is None or done_at < m - 3 * rate:
+        raise SystemExit("benchmark workload broken: the trial must complete in its last 3 s")
+    n_lift = sum(type(e).__name__ == "StanceStarted" for e in evs)
+    R = args.repeat
+    print(f"IMU chain throughput, one core, best of {R}: {n_trials} trial(s) x {m:,} samples "
+          f"({args.trial_s:.0f} s at {rate:.0f} Hz) = {n:,} samples.\n"
+          f"Every row: reset, then one {duration:.0f} s countdown that stays active until "
+          f"{done_at / rate:.1f} s (TrialCompleted), {n_lift} lift-offs per trial "
+          "(each with a weight-shift fit).\n")
     print("| implementation                                   | block     | M samples/s |")
     print("|--------------------------------------------------|-----------|-------------|")
 
     def row(name, block, secs, count=n):
-        print(f"| {name:<48} | {block:<9} | {count / secs / 1e6:11.2f} |")
+        print(f"| {name:<48} | {block:<9} | {count / secs / 1e6:11.2f} |", flush=True)
 
-    def core_run(block):
-        t = SingleLegStanceTest(rate, 30.0, "left")
+    def core_run(block, count):
+        t = SingleLegStanceTest(rate, duration, "left")
         core = t._core
-        if block >= n:
-            out = np.empty((n, 4))
-            ev = np.empty((n // 8 + 8, 5))
-            return lambda: (core.reset(), core.process(imu, out, ev))
-        out = np.empty((block, 4))
-        ev = np.empty((block // 8 + 8, 5))
+        b = min(block, count)
+        out = np.empty((b, 4))
+        ev = np.empty((b // 8 + 8, 5))
+        x = trial[:count]
 
         def go():
-            core.reset()
-            for i in range(0, n, block):
-                core.process(imu[i:i + block], out, ev)
+            for _ in range(n_trials if count == m else 1):
+                core.reset()
+                for i in range(0, count, b):
+                    core.process(x[i:i + b], out, ev)
         return go
 
-    row("native StanceCore (raw, no validation)", "whole", best_of(core_run(n)))
+    def api_run(block, count):
+        t = SingleLegStanceTest(rate, duration, "left")
+        x = trial[:count]
 
-    def api(block):
         def go():
-            t = SingleLegStanceTest(rate, 600.0, "left")
-            if block >= n:
-                t.process(imu)
-            else:
-                for i in range(0, n, block):
-                    t.process(imu[i:i + block])
+            for _ in range(n_trials if count == m else 1):
+                t.reset()
+                for i in range(0, count, block):
+                    t.process(x[i:i + block])
         return go
 
-    row("SingleLegStanceTest.process (validated API)", "whole", best_of(api(n)))
+    row("native StanceCore (raw, no validation)", "whole", best_of(core_run(m, m), R))
+    row("SingleLegStanceTest.process (validated API)", "whole", best_of(api_run(m, m), R))
     row("numpy/scipy per-sample signals (no state mach.)", "whole",
-        best_of(lambda: numpy_chain(imu, rate)))
-    small = imu[: min(n, 200_000)]
+        best_of(lambda: [numpy_chain(trial, rate) for _ in range(n_trials)], R))
     for block in (256, 32, 8, 1):
-        m = small.shape[0] if block > 1 else 20_000
+        # one whole trial (block 1: its first 100 s, still active, no _finish)
+        cnt = m if block > 1 else min(m, int(100 * rate))
+        reps = n_trials if cnt == m else 1
+        x = trial[:cnt]
 
-        def core_small(block=block, m=m):
-            t = SingleLegStanceTest(rate, 30.0, "left")
-            core = t._core
-            out = np.empty((block, 4))
-            ev = np.empty((block // 8 + 8, 5))
-            for i in range(0, m, block):
-                core.process(small[i:i + block], out, ev)
+        def np_small(block=block, x=x):
+            for i in range(0, x.shape[0], block):
+                numpy_chain(x[i:i + block], rate)
 
-        def api_small(block=block, m=m):
-            t = SingleLegStanceTest(rate, 600.0, "left")
-            for i in range(0, m, block):
-                t.process(small[i:i + block])
-
-        def np_small(block=block, m=m):
-            for i in range(0, m, block):
-                numpy_chain(small[i:i + block], rate)
-
-        row("native StanceCore (raw)", str(block), best_of(core_small), m)
-        row("SingleLegStanceTest.process", str(block), best_of(api_small), m)
-        row("numpy/scipy per-sample signals (stateless!)", str(block), best_of(np_small, 1), m)
+        row("native StanceCore (raw)", str(block), best_of(core_run(block, cnt), R), cnt * reps)
+        row("SingleLegStanceTest.process", str(block), best_of(api_run(block, cnt), R), cnt * reps)
+        row("numpy/scipy per-sample signals (stateless!)", str(block), best_of(np_small, 1), cnt)
 
     # whole-trial metrics vs the native sliding window
-    apml = numpy_chain(imu[:12000], rate)[0]
+    apml = numpy_chain(trial[:12000], rate)[0]
     print("\nSway metrics on a 60 s trial (12,000 samples):")
     t_np = best_of(lambda: sway_metrics(apml[:, 0], apml[:, 1], rate, signal="acceleration"), 5)
     w = SwayWindow(rate, 10.0)
