@@ -163,52 +163,128 @@ cdef inline double _mj_acc(double x) noexcept nogil:
     return 60.0 * x * (1.0 - x) * (1.0 - 2.0 * x)
 
 
-cdef inline void _shift_fit_pass(const double* y, long long n, double ym,
+# The grid search is the costliest thing the core does (once per lift-off,
+# ~0.5 M multiply-adds at 200 Hz), so its inner loop is C: for one duration
+# the template g is the same for every onset, and the correlations of all
+# onsets are accumulated side by side (SWAY_FIT_LANES independent sums, each
+# in the original order k = 1, 1 + stride, ..., so the result is bit-identical
+# to a plain loop).  The onsets t0 = base + a*s are strided by s; the window is
+# split into s phase arrays so that neighbouring onsets are neighbours in
+# memory.  Compiled twice on x86-64 GCC (AVX2 / baseline, picked at load time);
+# no FMA is enabled, so both clones give the same bits.
+cdef extern from *:
+    """
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define SWAY_CLONES __attribute__((target_clones("avx2", "default")))
+    #else
+    #define SWAY_CLONES
+    #endif
+    #define SWAY_FIT_LANES 16
+    /* num[a] = sum_j g[j] * ph[(t % s) * plen + a + t / s], t = j * stride,
+       for a = 0 .. na-1 (rounded up to whole lane groups: num needs room). */
+    SWAY_CLONES static void sway_fit_corr(const double *g, long long m, const double *ph,
+                                          long long plen, long long s, long long stride,
+                                          long long na, double *num)
+    {
+        long long a0, j, l, r, d;
+        for (a0 = 0; a0 < na; a0 += SWAY_FIT_LANES) {
+            double acc[SWAY_FIT_LANES];
+            for (l = 0; l < SWAY_FIT_LANES; l++) acc[l] = 0.0;
+            r = 0;
+            d = 0;
+            for (j = 0; j < m; j++) {
+                const double *p = ph + r * plen + a0 + d;
+                const double gj = g[j];
+                for (l = 0; l < SWAY_FIT_LANES; l++) acc[l] += gj * p[l];
+                r += stride;
+                while (r >= s) { r -= s; d++; }
+            }
+            for (l = 0; l < SWAY_FIT_LANES; l++) num[a0 + l] = acc[l];
+        }
+    }
+    """
+    enum: SWAY_FIT_LANES
+    void sway_fit_corr(const double* g, long long m, const double* ph, long long plen,
+                       long long s, long long stride, long long na, double* num) noexcept nogil
+
+
+cdef inline long long shift_fit_scratch(long long n, long long tn_max, long long t0_step) noexcept nogil:
+    """Doubles of scratch shift_fit needs for a window of up to n samples."""
+    if t0_step < 1:
+        t0_step = 1
+    return 2 * n + tn_max + (t0_step + 2) * (SWAY_FIT_LANES + 2) + 64
+
+
+cdef inline void _shift_fit_pass(const double* yc, long long n, double* scratch,
                                  long long t0_lo, long long t0_hi, long long t0_step,
                                  long long tn_lo, long long tn_hi, long long tn_step,
                                  long long stride, ShiftFit* best) noexcept nogil:
-    # Grid search over (t0, tn); sums over the template support every
-    # `stride` samples (coarse passes at high rates), exact when stride == 1.
-    cdef long long t0, tn, k
-    cdef double inv, x, g, num, sg, sgg, den, sc, nn
+    # Grid search over (t0, tn) on yc = y - mean; sums over the template
+    # support every `stride` samples (coarse passes at high rates), exact
+    # when stride == 1.  Cells are scored in the order tn, then t0.
+    cdef long long t0, tn, k, m, a, na, lim, base, plen, r, q, idx, s = t0_step
+    cdef double inv, x, gv, num, sg, sgg, den, sc, nn
+    cdef double* ph
+    cdef double* g
+    cdef double* nums
     if tn_lo < 2:
         tn_lo = 2
     if t0_lo < 0:
         t0_lo = 0
+    if tn_lo > tn_hi or t0_lo > t0_hi or t0_lo + tn_lo > n - 1:
+        return
+    base = t0_lo + 1
+    plen = (n - base + s - 1) // s + SWAY_FIT_LANES + 1
+    ph = scratch
+    for r in range(s):
+        for q in range(plen):
+            idx = base + r + q * s
+            ph[r * plen + q] = yc[idx] if idx < n else 0.0
+    g = ph + s * plen
+    nums = g + tn_hi + 1
+    nn = <double> n / <double> stride
     tn = tn_lo
     while tn <= tn_hi:
+        lim = n - 1 - tn
+        if lim > t0_hi:
+            lim = t0_hi
+        if lim < t0_lo:
+            break  # longer templates fit even fewer onsets
+        na = (lim - t0_lo) // s + 1
         inv = 1.0 / <double> tn
-        t0 = t0_lo
-        while t0 <= t0_hi and t0 + tn <= n - 1:
-            num = 0.0
-            sg = 0.0
-            sgg = 0.0
-            k = 1
-            while k < tn:
-                x = k * inv
-                g = _mj_acc(x)
-                num += g * (y[t0 + k] - ym)
-                sg += g
-                sgg += g * g
-                k += stride
-            if num > 0.0:
-                nn = <double> n / <double> stride
-                den = sgg - sg * sg / nn
-                if den > 0.0:
-                    sc = num * num / den * <double> stride
-                    if sc > best.score:
-                        best.score = sc
-                        best.t0 = t0
-                        best.tn = tn
-                        best.coef = num / den
-            t0 += t0_step
+        m = 0
+        sg = 0.0
+        sgg = 0.0
+        k = 1
+        while k < tn:
+            x = k * inv
+            gv = _mj_acc(x)
+            g[m] = gv
+            sg += gv
+            sgg += gv * gv
+            m += 1
+            k += stride
+        den = sgg - sg * sg / nn
+        sway_fit_corr(g, m, ph, plen, s, stride, na, nums)
+        for a in range(na):
+            num = nums[a]
+            if num > 0.0 and den > 0.0:
+                sc = num * num / den * <double> stride
+                if sc > best.score:
+                    best.score = sc
+                    best.t0 = t0_lo + a * s
+                    best.tn = tn
+                    best.coef = num / den
         tn += tn_step
 
 
-cdef inline void shift_fit(const double* y, long long n, long long tn_min, long long tn_max,
+cdef inline void shift_fit(double* y, long long n, long long tn_min, long long tn_max,
                            long long t0_step, long long tn_step, long long stride,
-                           ShiftFit* best) noexcept nogil:
-    """Best minimum-jerk acceleration template in y[0:n] (coarse-to-fine grid)."""
+                           double* scratch, ShiftFit* best) noexcept nogil:
+    """Best minimum-jerk acceleration template in y[0:n] (coarse-to-fine grid).
+
+    y is overwritten with y - mean(y); scratch holds
+    shift_fit_scratch(n, tn_max, t0_step) doubles."""
     cdef long long k, s0, s1, st
     cdef double ym = 0.0, d
     best.score = 0.0
@@ -223,6 +299,7 @@ cdef inline void shift_fit(const double* y, long long n, long long tn_min, long 
     ym /= <double> n
     for k in range(n):
         d = y[k] - ym
+        y[k] = d
         best.ss += d * d
     if t0_step < 1:
         t0_step = 1
@@ -230,7 +307,7 @@ cdef inline void shift_fit(const double* y, long long n, long long tn_min, long 
         tn_step = 1
     if stride < 1:
         stride = 1
-    _shift_fit_pass(y, n, ym, 0, n, t0_step, tn_min, tn_max, tn_step, stride, best)
+    _shift_fit_pass(y, n, scratch, 0, n, t0_step, tn_min, tn_max, tn_step, stride, best)
     # refine around the best cell, shrinking the grid by 4 per pass
     while best.t0 >= 0 and (t0_step > 1 or tn_step > 1 or stride > 1):
         s0 = t0_step
@@ -242,7 +319,7 @@ cdef inline void shift_fit(const double* y, long long n, long long tn_min, long 
         best.score = 0.0  # rescore at this pass's resolution
         k = best.t0
         d = <double> best.tn
-        _shift_fit_pass(y, n, ym, k - s0, k + s0, t0_step,
+        _shift_fit_pass(y, n, scratch, k - s0, k + s0, t0_step,
                         <long long> d - s1 if <long long> d - s1 > tn_min else tn_min,
                         <long long> d + s1 if <long long> d + s1 < tn_max else tn_max,
                         tn_step, stride, best)

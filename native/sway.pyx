@@ -315,6 +315,7 @@ cdef class StanceCore:
     cdef double* ring_r         # high-passed |a| history, to time soft touchdowns
     cdef double* ring_a         # horizontal acceleration toward the stance leg (g), raw
     cdef double* fit_buf        # scratch: the weight-shift window, contiguous
+    cdef double* fit_scratch    # scratch of shift_fit (phase arrays, template, sums)
     cdef Py_ssize_t ring_n
     cdef Py_ssize_t pos         # == i % ring_n, kept incrementally (no division per sample)
     # parameters (samples / sin units / g)
@@ -342,6 +343,7 @@ cdef class StanceCore:
         self.ring_r = NULL
         self.ring_a = NULL
         self.fit_buf = NULL
+        self.fit_scratch = NULL
 
     def __init__(self, mounting, double rate, double tilt_gain, double gate_lo, double gate_hi,
                  sos, zi, double side, double lean_alpha, double norm_alpha,
@@ -395,7 +397,12 @@ cdef class StanceCore:
         self.ring_a = <double*> calloc(self.ring_n, sizeof(double))
         free(self.fit_buf)
         self.fit_buf = <double*> calloc(self.ring_n, sizeof(double))
-        if self.ring == NULL or self.ring_r == NULL or self.ring_a == NULL or self.fit_buf == NULL:
+        free(self.fit_scratch)
+        self.fit_scratch = <double*> calloc(
+            shift_fit_scratch(self.ring_n, fit_tmax_n, <long long> (0.01 * rate + 0.5)),
+            sizeof(double))
+        if (self.ring == NULL or self.ring_r == NULL or self.ring_a == NULL
+                or self.fit_buf == NULL or self.fit_scratch == NULL):
             raise MemoryError()
         self.reset()
 
@@ -404,6 +411,7 @@ cdef class StanceCore:
         free(self.ring_r)
         free(self.ring_a)
         free(self.fit_buf)
+        free(self.fit_scratch)
 
     def reset(self):
         cdef int j
@@ -512,7 +520,7 @@ cdef class StanceCore:
         # coarse grid: 10 ms onsets, 40 ms durations, sums at ~200 Hz
         shift_fit(self.fit_buf, self.i + 1 - lo, self.fit_tmin_n, self.fit_tmax_n,
                   <long long> (0.01 * self.rate + 0.5), <long long> (0.04 * self.rate + 0.5),
-                  <long long> (self.rate / 200.0), &f)
+                  <long long> (self.rate / 200.0), self.fit_scratch, &f)
         if f.t0 < 0:
             self.fit_disp = 0.0
             self.fit_dur = 0.0
