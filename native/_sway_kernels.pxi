@@ -166,7 +166,7 @@ cdef inline double _mj_acc(double x) noexcept nogil:
 # The grid search is the costliest thing the core does (once per lift-off,
 # ~0.5 M multiply-adds at 200 Hz), so its inner loop is C: for one duration
 # the template g is the same for every onset, and the correlations of all
-# onsets are accumulated side by side (SWAY_FIT_LANES independent sums, each
+# onsets are accumulated side by side (SWAY_FIT_LANES = 32 independent sums, each
 # in the original order k = 1, 1 + stride, ..., so the result is bit-identical
 # to a plain loop).  The onsets t0 = base + a*s are strided by s; the window is
 # split into s phase arrays so that neighbouring onsets are neighbours in
@@ -179,7 +179,7 @@ cdef extern from *:
     #else
     #define SWAY_CLONES
     #endif
-    #define SWAY_FIT_LANES 16
+    #define SWAY_FIT_LANES 32
     /* num[a] = sum_j g[j] * ph[(t % s) * plen + a + t / s], t = j * stride,
        for a = 0 .. na-1 (rounded up to whole lane groups: num needs room). */
     SWAY_CLONES static void sway_fit_corr(const double *g, long long m, const double *ph,

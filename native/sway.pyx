@@ -10,7 +10,7 @@ module trusts its inputs apart from checks that would otherwise crash.
 """
 cimport cython
 from libc.stdlib cimport calloc, free
-from libc.math cimport sqrt, fabs, isfinite, pow, NAN
+from libc.math cimport sqrt, fabs, fmax, isfinite, pow, NAN
 
 include "_sway_kernels.pxi"
 
@@ -297,6 +297,7 @@ cdef enum:
 
 cdef enum:
     N_EVF = 5          # fields per event record
+    CHUNK = 128        # samples per signal stage (see StanceCore._signals)
 
 
 @cython.final
@@ -316,8 +317,11 @@ cdef class StanceCore:
     cdef double* ring_a         # horizontal acceleration toward the stance leg (g), raw
     cdef double* fit_buf        # scratch: the weight-shift window, contiguous
     cdef double* fit_scratch    # scratch of shift_fit (phase arrays, template, sums)
-    cdef Py_ssize_t ring_n
-    cdef Py_ssize_t pos         # == i % ring_n, kept incrementally (no division per sample)
+    cdef Py_ssize_t ring_n      # history the decisions may look back on (samples)
+    cdef Py_ssize_t ring_len    # allocated: ring_n + CHUNK (the signal stage runs ahead)
+    cdef Py_ssize_t pos         # == i % ring_len, kept incrementally (no division per sample)
+    cdef double* evp            # event buffer of the running process() call, N_EVF per row
+    cdef Py_ssize_t ev_cap
     # parameters (samples / sin units / g)
     cdef double side, lean_alpha, norm_alpha, base_alpha, pd_alpha, r_alpha
     cdef double soft_imp_min, soft_imp_k
@@ -389,12 +393,13 @@ cdef class StanceCore:
         self.ring_n = 2 * back_n + confirm_n + plateau_n + soft_n + 8
         if self.ring_n < fit_back_n + confirm_n + plateau_n + 8:
             self.ring_n = fit_back_n + confirm_n + plateau_n + 8
+        self.ring_len = self.ring_n + CHUNK
         free(self.ring)
-        self.ring = <double*> calloc(self.ring_n, sizeof(double))
+        self.ring = <double*> calloc(self.ring_len, sizeof(double))
         free(self.ring_r)
-        self.ring_r = <double*> calloc(self.ring_n, sizeof(double))
+        self.ring_r = <double*> calloc(self.ring_len, sizeof(double))
         free(self.ring_a)
-        self.ring_a = <double*> calloc(self.ring_n, sizeof(double))
+        self.ring_a = <double*> calloc(self.ring_len, sizeof(double))
         free(self.fit_buf)
         self.fit_buf = <double*> calloc(self.ring_n, sizeof(double))
         free(self.fit_scratch)
@@ -466,14 +471,16 @@ cdef class StanceCore:
     def baseline_ready(self):
         return self.state != S_BASELINE or self.started
 
-    cdef inline Py_ssize_t _emit(self, double[:, ::1] ev, Py_ssize_t ne, int kind,
+    cdef inline Py_ssize_t _emit(self, Py_ssize_t ne, int kind,
                                  long long sample, double v1, double v2) noexcept nogil:
-        if ne < ev.shape[0]:
-            ev[ne, 0] = kind
-            ev[ne, 1] = sample
-            ev[ne, 2] = v1
-            ev[ne, 3] = v2
-            ev[ne, 4] = self.i
+        cdef double* e
+        if ne < self.ev_cap:
+            e = self.evp + N_EVF * ne
+            e[0] = kind
+            e[1] = sample
+            e[2] = v1
+            e[3] = v2
+            e[4] = self.i
         return ne + 1
 
     cdef long long _retro_start(self) noexcept nogil:
@@ -489,7 +496,7 @@ cdef class StanceCore:
         if lo < 0:
             lo = 0
         for k in range(lo, self.i + 1):
-            if self.ring[k % self.ring_n] >= target:
+            if self.ring[k % self.ring_len] >= target:
                 return k
         return self.exc_i
 
@@ -516,7 +523,7 @@ cdef class StanceCore:
         if lo < 0:
             lo = 0
         for k in range(lo, self.i + 1):
-            self.fit_buf[k - lo] = self.ring_a[k % self.ring_n]
+            self.fit_buf[k - lo] = self.ring_a[k % self.ring_len]
         # coarse grid: 10 ms onsets, 40 ms durations, sums at ~200 Hz
         shift_fit(self.fit_buf, self.i + 1 - lo, self.fit_tmin_n, self.fit_tmax_n,
                   <long long> (0.01 * self.rate + 0.5), <long long> (0.04 * self.rate + 0.5),
@@ -553,38 +560,70 @@ cdef class StanceCore:
         self.base = self.lean_lp
         self.rearm_i = self.i  # earlier lean values were not relative to this baseline
 
-    cdef Py_ssize_t _step(self, const double* row, double* out, double[:, ::1] ev,
-                          Py_ssize_t ne) noexcept nogil:
+    cdef void _signals(self, const double* row, Py_ssize_t ncol, Py_ssize_t cnt,
+                       double* out) noexcept nogil:
+        # Stage 1 of a chunk: the signal chain (tilt, low-pass, lean and |a|
+        # filters), which no decision feeds back into within a chunk (the one
+        # that does, the baseline calibration, is always a chunk's last
+        # sample).  State in locals so it stays in registers.  Writes out[0:2]
+        # (low-passed AP/ML), out[2] = lean low-pass (made relative by
+        # _decide), the |a| and acceleration rings ahead of self.pos.
+        cdef TiltState t = self.tilt
+        cdef SosState f = self.sos
         cdef TiltOut o
-        cdef double dev, r
-        cdef int j
-        for j in range(3):
-            if fabs(row[j]) >= self.acc_clip:
-                self.n_acc_clip += 1
-                break
-        for j in range(3, 6):
-            if fabs(row[j]) >= self.gyro_sat:
-                self.n_gyro_sat += 1
-                break
-        tilt_step(&self.tilt, row, &o)
-        out[0] = sos_step(&self.sos, 0, o.a_ap * G)
-        out[1] = sos_step(&self.sos, 1, o.a_ml * G)
-        if self.i == 0:
-            self.lean_lp = self.side * o.sin_ml
-            self.norm_lp = o.norm
-        self.lean_lp += self.lean_alpha * (self.side * o.sin_ml - self.lean_lp)
-        self.norm_lp += self.norm_alpha * (o.norm - self.norm_lp)
-        r = fabs(o.norm - self.norm_lp)  # high-passed |a|: impacts
-        dev = self.lean_lp - self.base
+        cdef double lean = self.lean_lp, nrm = self.norm_lp, side = self.side
+        cdef double la = self.lean_alpha, nal = self.norm_alpha
+        cdef double aclip = self.acc_clip, gsat = self.gyro_sat
+        cdef double* rr = self.ring_r
+        cdef double* ra = self.ring_a
+        cdef long long i0 = self.i, nclip = 0, nsat = 0
+        cdef Py_ssize_t k, p = self.pos, L = self.ring_len
+        cdef int j, acc_cal = self.state == S_BASELINE and not self.trigger
+        for k in range(cnt):
+            # clipping: any axis at full scale (max of |.| instead of early exits)
+            if fmax(fmax(fabs(row[0]), fabs(row[1])), fabs(row[2])) >= aclip:
+                nclip += 1
+            if fmax(fmax(fabs(row[3]), fabs(row[4])), fabs(row[5])) >= gsat:
+                nsat += 1
+            tilt_step(&t, row, &o)
+            out[0] = sos_step(&f, 0, o.a_ap * G)
+            out[1] = sos_step(&f, 1, o.a_ml * G)
+            if i0 + k == 0:
+                lean = side * o.sin_ml
+                nrm = o.norm
+            lean += la * (side * o.sin_ml - lean)
+            nrm += nal * (o.norm - nrm)
+            rr[p] = fabs(o.norm - nrm)  # high-passed |a|: impacts
+            ra[p] = side * o.a_ml
+            out[2] = lean
+            if acc_cal:
+                for j in range(6):
+                    self.cal[j] += o.b[j]
+            p += 1
+            if p == L:
+                p = 0
+            row += ncol
+            out += 4
+        self.tilt = t
+        self.sos = f
+        self.lean_lp = lean
+        self.norm_lp = nrm
+        self.n_acc_clip += nclip
+        self.n_gyro_sat += nsat
+
+    cdef Py_ssize_t _decide(self, double* out, Py_ssize_t ne) noexcept nogil:
+        # Stage 2, one sample: the state machine on what _signals left in
+        # out[2] and the rings at self.pos.
+        cdef double lean = out[2]
+        cdef double dev = lean - self.base
+        cdef double r = self.ring_r[self.pos]
         self.ring[self.pos] = dev
-        self.ring_r[self.pos] = r
-        self.ring_a[self.pos] = self.side * o.a_ml
 
         if self.trigger:
             self.trigger = 0
             if self.state == S_BASELINE:
                 # no baseline yet: judge the lean against the present one
-                self.base = self.lean_lp
+                self.base = lean
                 dev = 0.0
                 self.ring[self.pos] = dev
             self.start_i = self.i
@@ -595,18 +634,16 @@ cdef class StanceCore:
             if not self.started:
                 self.started = 1
                 self.trial_end = self.i + self.duration_n
-            ne = self._emit(ev, ne, EV_STANCE, self.i, 0.0, 1.0)
+            ne = self._emit(ne, EV_STANCE, self.i, 0.0, 1.0)
 
         if self.state == S_BASELINE:
-            for j in range(6):
-                self.cal[j] += o.b[j]
             if self.i + 1 >= self.baseline_n:
                 self._calibrate()
                 dev = 0.0
                 self.ring[self.pos] = dev
                 self.state = S_ARMED
                 self.exc_i = -1
-                ne = self._emit(ev, ne, EV_BASELINE, self.i, self.base, 0.0)
+                ne = self._emit(ne, EV_BASELINE, self.i, self.base, 0.0)
         elif self.state == S_ARMED:
             if self.rearm:
                 # after a touchdown the lean must come back before a new lift counts
@@ -640,7 +677,7 @@ cdef class StanceCore:
                     if not self.started:
                         self.started = 1
                         self.trial_end = self.start_i + self.duration_n
-                    ne = self._emit(ev, ne, EV_STANCE, self.start_i, self.pd, 0.0)
+                    ne = self._emit(ne, EV_STANCE, self.start_i, self.pd, 0.0)
                 self.state = S_STANCE
                 self.cand_i = -1
                 self.soft_i = -1
@@ -658,31 +695,31 @@ cdef class StanceCore:
                     self.cand_peak = r
             if self.cand_i >= 0:
                 if not self.lean_cues or dev < self.td_frac * self.pd:
-                    ne = self._touchdown(ev, ne, self.cand_i, self.cand_peak, 1.0)
+                    ne = self._touchdown(ne, self.cand_i, self.cand_peak, 1.0)
                 elif self.i - self.cand_i >= self.confirm_td_n:
-                    ne = self._emit(ev, ne, EV_JOLT, self.cand_i, self.cand_peak, 0.0)
+                    ne = self._emit(ne, EV_JOLT, self.cand_i, self.cand_peak, 0.0)
                     self.cand_i = -1
             if self.state == S_STANCE and self.lean_cues:
                 if dev < self.soft_frac * self.pd:
                     if self.soft_i < 0:
                         self.soft_i = self.i
                     elif self.i - self.soft_i >= self.soft_n and self.cand_i < 0:
-                        ne = self._soft_touchdown(ev, ne)
+                        ne = self._soft_touchdown(ne)
                 else:
                     self.soft_i = -1
 
         if self.started and self.state != S_DONE and self.i >= self.trial_end:
-            ne = self._emit(ev, ne, EV_COMPLETE, self.trial_end, 0.0, 0.0)
+            ne = self._emit(ne, EV_COMPLETE, self.trial_end, 0.0, 0.0)
             self.state = S_DONE
         out[2] = dev
         out[3] = self.state
         self.i += 1
         self.pos += 1
-        if self.pos == self.ring_n:
+        if self.pos == self.ring_len:
             self.pos = 0
         return ne
 
-    cdef Py_ssize_t _soft_touchdown(self, double[:, ::1] ev, Py_ssize_t ne) noexcept nogil:
+    cdef Py_ssize_t _soft_touchdown(self, Py_ssize_t ne) noexcept nogil:
         # The weight came back without a clear impact.  Look for a small
         # transient (well above the stance |a| noise) from 1.5 back_n before
         # the lean dropped until now; if there is one, the foot landed then.
@@ -693,26 +730,26 @@ cdef class StanceCore:
         if lo < 0:
             lo = 0
         for k in range(lo, self.i + 1):
-            v = self.ring_r[k % self.ring_n]
+            v = self.ring_r[k % self.ring_len]
             if v > pk:
                 pk = v
                 kpk = k
         if kpk >= 0 and pk >= self.soft_imp_min and pk * pk >= self.soft_imp_k * self.soft_imp_k * self.r_ms:
             k = kpk
-            while k > lo and self.ring_r[(k - 1) % self.ring_n] >= 0.5 * pk:
+            while k > lo and self.ring_r[(k - 1) % self.ring_len] >= 0.5 * pk:
                 k -= 1
-            return self._touchdown(ev, ne, k, pk, 2.0)
+            return self._touchdown(ne, k, pk, 2.0)
         # No transient: the foot came down while the weight came back; take the
         # last time the lean was still above half its stance level (the same
         # level that confirms an impact).
         k = self.soft_i
-        while k > lo and self.ring[(k - 1) % self.ring_n] < self.td_frac * self.pd:
+        while k > lo and self.ring[(k - 1) % self.ring_len] < self.td_frac * self.pd:
             k -= 1
-        return self._touchdown(ev, ne, k, 0.0, 0.0)
+        return self._touchdown(ne, k, 0.0, 0.0)
 
-    cdef Py_ssize_t _touchdown(self, double[:, ::1] ev, Py_ssize_t ne, long long at,
+    cdef Py_ssize_t _touchdown(self, Py_ssize_t ne, long long at,
                                double peak, double kind) noexcept nogil:
-        ne = self._emit(ev, ne, EV_TOUCHDOWN, at, peak, kind)
+        ne = self._emit(ne, EV_TOUCHDOWN, at, peak, kind)
         self.cand_i = -1
         self.soft_i = -1
         self.exc_i = -1
@@ -725,10 +762,26 @@ cdef class StanceCore:
     def process(self, const double[:, ::1] imu, double[:, ::1] out, double[:, ::1] events):
         """Run a block; returns the number of events written (may exceed
         events.shape[0] if the buffer was too small: size it n // 8 + 8)."""
-        cdef Py_ssize_t i, n = imu.shape[0], ne = 0
+        cdef Py_ssize_t i, j, c, n = imu.shape[0], ne = 0
         if imu.shape[1] < 6 or out.shape[0] < n or out.shape[1] != 4 or events.shape[1] != N_EVF:
             raise ValueError("imu must be (n, >=6), out (n, 4), events (m, 5)")
+        if n == 0:
+            return 0
+        self.ev_cap = events.shape[0]
+        self.evp = &events[0, 0] if self.ev_cap > 0 else NULL
         with nogil:
-            for i in range(n):
-                ne = self._step(&imu[i, 0], &out[i, 0], events, ne)
+            i = 0
+            while i < n:
+                c = n - i
+                if c > CHUNK:
+                    c = CHUNK
+                if (self.state == S_BASELINE and self.i < self.baseline_n
+                        and self.i + c > self.baseline_n):
+                    c = self.baseline_n - self.i  # calibration: last sample of the chunk
+                self._signals(&imu[i, 0], imu.shape[1], c, &out[i, 0])
+                for j in range(c):
+                    ne = self._decide(&out[i + j, 0], ne)
+                i += c
+        self.evp = NULL
+        self.ev_cap = 0
         return ne
