@@ -9,10 +9,13 @@ Validation, defaults and filter design live in ``bridge/balance/``; this
 module trusts its inputs apart from checks that would otherwise crash.
 """
 cimport cython
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, realloc
+cimport numpy as cnp
 from libc.math cimport sqrt, fabs, fmax, isfinite, pow, NAN
 
 include "_sway_kernels.pxi"
+
+cnp.import_array()
 
 cdef double G = 9.80665
 
@@ -54,6 +57,16 @@ cdef Py_ssize_t _first_nonfinite(const double[:, ::1] x, Py_ssize_t ncols) noexc
     for i in range(x.shape[0]):
         for j in range(ncols):
             if not isfinite(x[i, j]):
+                return i
+    return -1
+
+
+cdef Py_ssize_t _first_nonfinite_p(const double* x, Py_ssize_t n, Py_ssize_t stride,
+                                   Py_ssize_t ncols) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in range(n):
+        for j in range(ncols):
+            if not isfinite(x[i * stride + j]):
                 return i
     return -1
 
@@ -322,6 +335,8 @@ cdef class StanceCore:
     cdef Py_ssize_t pos         # == i % ring_len, kept incrementally (no division per sample)
     cdef double* evp            # event buffer of the running process() call, N_EVF per row
     cdef Py_ssize_t ev_cap
+    cdef double* ev_own         # run(): event buffer owned by the core (grown on demand)
+    cdef Py_ssize_t ev_own_cap
     # parameters (samples / sin units / g)
     cdef double side, lean_alpha, norm_alpha, base_alpha, pd_alpha, r_alpha
     cdef double soft_imp_min, soft_imp_k
@@ -348,6 +363,8 @@ cdef class StanceCore:
         self.ring_a = NULL
         self.fit_buf = NULL
         self.fit_scratch = NULL
+        self.ev_own = NULL
+        self.ev_own_cap = 0
 
     def __init__(self, mounting, double rate, double tilt_gain, double gate_lo, double gate_hi,
                  sos, zi, double side, double lean_alpha, double norm_alpha,
@@ -417,6 +434,7 @@ cdef class StanceCore:
         free(self.ring_a)
         free(self.fit_buf)
         free(self.fit_scratch)
+        free(self.ev_own)
 
     def reset(self):
         cdef int j
@@ -759,10 +777,26 @@ cdef class StanceCore:
         self.state = S_ARMED
         return ne
 
+    cdef Py_ssize_t _run(self, const double* imu, Py_ssize_t ncol, Py_ssize_t n,
+                         double* out) noexcept nogil:
+        cdef Py_ssize_t i = 0, j, c, ne = 0
+        while i < n:
+            c = n - i
+            if c > CHUNK:
+                c = CHUNK
+            if (self.state == S_BASELINE and self.i < self.baseline_n
+                    and self.i + c > self.baseline_n):
+                c = self.baseline_n - self.i  # calibration: last sample of the chunk
+            self._signals(imu + i * ncol, ncol, c, out + 4 * i)
+            for j in range(c):
+                ne = self._decide(out + 4 * (i + j), ne)
+            i += c
+        return ne
+
     def process(self, const double[:, ::1] imu, double[:, ::1] out, double[:, ::1] events):
         """Run a block; returns the number of events written (may exceed
         events.shape[0] if the buffer was too small: size it n // 8 + 8)."""
-        cdef Py_ssize_t i, j, c, n = imu.shape[0], ne = 0
+        cdef Py_ssize_t n = imu.shape[0], ne = 0
         if imu.shape[1] < 6 or out.shape[0] < n or out.shape[1] != 4 or events.shape[1] != N_EVF:
             raise ValueError("imu must be (n, >=6), out (n, 4), events (m, 5)")
         if n == 0:
@@ -770,18 +804,67 @@ cdef class StanceCore:
         self.ev_cap = events.shape[0]
         self.evp = &events[0, 0] if self.ev_cap > 0 else NULL
         with nogil:
-            i = 0
-            while i < n:
-                c = n - i
-                if c > CHUNK:
-                    c = CHUNK
-                if (self.state == S_BASELINE and self.i < self.baseline_n
-                        and self.i + c > self.baseline_n):
-                    c = self.baseline_n - self.i  # calibration: last sample of the chunk
-                self._signals(&imu[i, 0], imu.shape[1], c, &out[i, 0])
-                for j in range(c):
-                    ne = self._decide(&out[i + j, 0], ne)
-                i += c
+            ne = self._run(&imu[0, 0], imu.shape[1], n, &out[0, 0])
         self.evp = NULL
         self.ev_cap = 0
         return ne
+
+    def run(self, cnp.ndarray imu not None):
+        """Fast path of the Python wrapper (one call per block, no memoryviews).
+
+        imu: C-contiguous float64 (n, >=6).  Returns ``(out, code)``; if a
+        row has NaN/inf in its first 6 columns nothing is processed, out is
+        None and code = -(row + 1).  Otherwise out is a fresh (n, 4) array as
+        in process() and code = 4 * events + 1 (acc clipped in this block)
+        + 2 (gyro saturated); the events are then read with events(count).
+        """
+        cdef Py_ssize_t n, ncol, k, cap, ne
+        cdef const double* p
+        cdef cnp.ndarray out
+        cdef cnp.npy_intp dims[2]
+        cdef long long clip0 = self.n_acc_clip, sat0 = self.n_gyro_sat
+        if (cnp.PyArray_NDIM(imu) != 2 or cnp.PyArray_TYPE(imu) != cnp.NPY_DOUBLE
+                or not cnp.PyArray_IS_C_CONTIGUOUS(imu) or cnp.PyArray_DIM(imu, 1) < 6):
+            raise ValueError("imu must be a C-contiguous float64 (n, >=6) array")
+        n = cnp.PyArray_DIM(imu, 0)
+        ncol = cnp.PyArray_DIM(imu, 1)
+        p = <const double*> cnp.PyArray_DATA(imu)
+        with nogil:
+            k = _first_nonfinite_p(p, n, ncol, 6)
+        if k >= 0:
+            return None, -(k + 1)
+        dims[0] = n
+        dims[1] = 4
+        out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_DOUBLE, 0)
+        cap = n // 8 + 8  # more events than this per block cannot happen
+        if cap > self.ev_own_cap:
+            self.evp = <double*> realloc(self.ev_own, cap * N_EVF * sizeof(double))
+            if self.evp == NULL:
+                raise MemoryError()
+            self.ev_own = self.evp
+            self.ev_own_cap = cap
+        self.evp = self.ev_own
+        self.ev_cap = self.ev_own_cap
+        with nogil:
+            ne = self._run(p, ncol, n, <double*> cnp.PyArray_DATA(out))
+        self.evp = NULL
+        self.ev_cap = 0
+        if ne > self.ev_own_cap:
+            raise RuntimeError("event buffer overflow in the stance core")
+        return out, 4 * ne + (self.n_acc_clip > clip0) + 2 * (self.n_gyro_sat > sat0)
+
+    def events(self, Py_ssize_t count):
+        """The first ``count`` event records of the last run(), (count, 5)."""
+        cdef cnp.npy_intp dims[2]
+        cdef cnp.ndarray ev
+        cdef Py_ssize_t k
+        cdef double* d
+        if count < 0 or count > self.ev_own_cap:
+            raise ValueError("count exceeds the event buffer")
+        dims[0] = count
+        dims[1] = N_EVF
+        ev = cnp.PyArray_EMPTY(2, dims, cnp.NPY_DOUBLE, 0)
+        d = <double*> cnp.PyArray_DATA(ev)
+        for k in range(count * N_EVF):
+            d[k] = self.ev_own[k]
+        return ev

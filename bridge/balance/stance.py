@@ -42,8 +42,8 @@ import numpy as np
 
 from bridge import _sway
 from bridge.balance.metrics import MIN_SAMPLES, SwayMetrics, sway_metrics
-from bridge.balance.stream import (Mounting, _check_rate, design_lowpass, tilt_gain,
-                                   validate_imu_block)
+from bridge.balance.stream import (Mounting, _check_rate, design_lowpass,
+                                   imu_nonfinite_error, tilt_gain, validate_imu_block)
 from bridge.errors import ConfigError, SignalError
 
 __all__ = ["SingleLegStanceTest", "StanceResult", "BaselineReady", "StanceStarted",
@@ -247,24 +247,23 @@ class SingleLegStanceTest:
             self._core.state_code]
 
     def process(self, block) -> list:
-        imu = validate_imu_block(block)
-        n = imu.shape[0]
-        out = np.empty((n, 4))
-        ev = np.empty((n // 8 + 8, 5))
-        core = self._core
-        clip0, sat0 = core.n_acc_clip, core.n_gyro_sat
-        ne = core.process(imu, out, ev)
-        if ne > ev.shape[0]:  # cannot happen with the sizing above; fail loudly if it does
-            raise RuntimeError("event buffer overflow in the stance core")
+        imu = validate_imu_block(block, check_finite=False)
+        # one native call: NaN/inf check (nothing processed if it fails),
+        # the block, clipping flags and the event count
+        out, code = self._core.run(imu)
+        if code < 0:
+            raise imu_nonfinite_error(-code - 1)
         if self._result is None:
-            if core.n_acc_clip > clip0:
-                self._flags.add("acc_clipped")
-            if core.n_gyro_sat > sat0:
-                self._flags.add("gyro_saturated")
+            if code & 3:
+                if code & 1:
+                    self._flags.add("acc_clipped")
+                if code & 2:
+                    self._flags.add("gyro_saturated")
             self._keep(out)
+        ne = code >> 2
         if not ne:
             return []
-        return [e for e in (self._event(row) for row in ev[:ne]) if e is not None]
+        return [e for e in map(self._event, self._core.events(ne)) if e is not None]
 
     # -- internals ---------------------------------------------------------
     def _keep(self, out: np.ndarray) -> None:
@@ -279,6 +278,23 @@ class SingleLegStanceTest:
                 self._kept -= self._blocks[0].shape[0]
                 self._blocks_from += self._blocks[0].shape[0]
                 self._blocks.popleft()
+
+    def _kept_range(self, lo: int, hi: int) -> np.ndarray:
+        # low-passed ap/ml of samples [lo, hi) that are still kept; only the
+        # overlapping parts of the blocks are copied
+        parts = []
+        at = self._blocks_from
+        for b in self._blocks:
+            n = b.shape[0]
+            a, z = max(lo - at, 0), min(hi - at, n)
+            if a < z:
+                parts.append(b[a:z, :2])
+            at += n
+            if at >= hi:
+                break
+        if not parts:
+            return np.empty((0, 2))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _event(self, row):
         kind, sample, v1, v2, decided = int(row[0]), int(row[1]), row[2], row[3], int(row[4])
@@ -321,10 +337,7 @@ class SingleLegStanceTest:
         segs = [(a, end if b is None or b > end else b) for a, b in self._segments]
         flags = set(self._flags)
         sway = None
-        apml = (np.concatenate(list(self._blocks))[:, :2] if self._blocks
-                else np.empty((0, 2)))
-        lo, hi = s0 - self._blocks_from, first_end - self._blocks_from
-        seg = apml[max(lo, 0):max(hi, 0)]
+        seg = self._kept_range(s0, first_end)
         if seg.shape[0] < max(MIN_SAMPLES, int(r)):
             flags.add("stance_too_short")
         else:

@@ -59,22 +59,38 @@ class Mounting:
         return m
 
 
-def validate_imu_block(block) -> np.ndarray:
-    """Return a C-contiguous float64 (n, 6|9) array or raise ConfigError/SignalError."""
+_F64 = np.dtype(np.float64)
+
+
+def validate_imu_block(block, check_finite: bool = True) -> np.ndarray:
+    """Return a C-contiguous float64 (n, 6|9) array or raise ConfigError/SignalError.
+
+    ``check_finite=False`` leaves the NaN/inf check to the caller (the stance
+    core does it in the same native call: see :func:`imu_nonfinite_error`).
+    """
     a = block
-    if not (type(a) is np.ndarray and a.dtype == np.float64 and a.flags.c_contiguous):
+    if type(a) is np.ndarray and a.dtype is _F64 and a.flags.c_contiguous:
+        if a.ndim != 2 or (a.shape[1] != 6 and a.shape[1] != 9):
+            raise ConfigError(f"IMU block must be (n, 6) acc g + gyro deg/s, or (n, 9) with "
+                              f"mag; got shape {a.shape}")
+    else:
         a = np.asarray(block)
         if a.ndim == 2 and (not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a)):
             raise ConfigError(f"IMU block must be real numbers, got dtype {a.dtype}")
-    if a.ndim != 2 or a.shape[1] not in (6, 9):
-        raise ConfigError(f"IMU block must be (n, 6) acc g + gyro deg/s, or (n, 9) with mag; "
-                          f"got shape {a.shape}")
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    bad = _sway.first_nonfinite(a, 6)
-    if bad >= 0:
-        raise SignalError(f"IMU block has NaN/inf (first at row {bad}); drop or repair "
-                          "those samples (a gap in the stream) before feeding them")
+        if a.ndim != 2 or a.shape[1] not in (6, 9):
+            raise ConfigError(f"IMU block must be (n, 6) acc g + gyro deg/s, or (n, 9) with "
+                              f"mag; got shape {a.shape}")
+        a = np.ascontiguousarray(a, dtype=np.float64)
+    if check_finite:
+        bad = _sway.first_nonfinite(a, 6)
+        if bad >= 0:
+            raise imu_nonfinite_error(bad)
     return a
+
+
+def imu_nonfinite_error(row: int) -> SignalError:
+    return SignalError(f"IMU block has NaN/inf (first at row {row}); drop or repair "
+                       "those samples (a gap in the stream) before feeding them")
 
 
 def _check_rate(rate) -> float:
