@@ -194,6 +194,7 @@ class SingleLegStanceTest:
             raise ConfigError("acc_range_g must exceed 1.5 g and gyro_range_dps 50 deg/s")
         self.leg = leg
         self.duration = float(duration)
+        self._keep_n = int(5 * self.rate)  # samples kept before the stance starts (_keep)
         r = self.rate
         sos, zi = design_lowpass(r, lowpass_hz)
 
@@ -273,11 +274,11 @@ class SingleLegStanceTest:
         if self._start_sample is None:
             # before the stance starts only the last few seconds can matter
             # (the start is placed up to ~1.5 s before it is decided)
-            keep = int(5 * self.rate)
-            while self._blocks and self._kept - self._blocks[0].shape[0] >= keep:
-                self._kept -= self._blocks[0].shape[0]
-                self._blocks_from += self._blocks[0].shape[0]
-                self._blocks.popleft()
+            blocks = self._blocks
+            while self._kept - blocks[0].shape[0] >= self._keep_n:
+                n = blocks.popleft().shape[0]
+                self._kept -= n
+                self._blocks_from += n
 
     def _kept_range(self, lo: int, hi: int) -> np.ndarray:
         # low-passed ap/ml of samples [lo, hi) that are still kept; only the
