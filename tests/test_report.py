@@ -154,6 +154,14 @@ def test_the_key_numbers_are_all_shown(report):
     for k in ("rms", "ellipse_area_95", "mean_velocity", "jerk_per_s"):
         assert base + ("phases", st, "stance", 0, "sway", k) in shown
     assert base + ("phases", st, "stance", 0, "time_achieved") in shown
+    # the fatigue trend over the reps, from the spectra the session kept live
+    for j, m in enumerate(summ["muscles"]):
+        assert m["fatigue"]["mdf_per_index"]["n"] == m["reps"]["n_reps"]
+        for k in ("slope", "r2"):
+            assert base + ("phases", reps, "summary", "muscles", j, "fatigue", "mdf_per_index",
+                           k) in shown
+        assert base + ("phases", reps, "summary", "muscles", j, "fatigue",
+                       "mdf_change_pct") in shown
 
 
 def test_findings_say_what_the_physio_needs(report):
