@@ -31,7 +31,11 @@ ctypedef struct TiltOut:
     double b[6]        # body-frame acc (g) and raw gyro (rad per sample, bias not removed)
 
 
-cdef inline void tilt_step(TiltState* s, const double* row, TiltOut* o) noexcept nogil:
+cdef inline double tilt_update(TiltState* s, const double* row, double* a, double* b) noexcept nogil:
+    # The recursive half of the tilt filter: body-frame acceleration into
+    # a[0:3], body acc and raw gyro into b[0:6], s.u updated; returns |a|.
+    # Split from tilt_project so that a caller can run the (latency-bound)
+    # recursion over a chunk first and the per-sample projections after it.
     cdef double* m = s.m
     cdef double ax = m[0] * row[0] + m[1] * row[1] + m[2] * row[2]
     cdef double ay = m[3] * row[0] + m[4] * row[1] + m[5] * row[2]
@@ -40,16 +44,19 @@ cdef inline void tilt_step(TiltState* s, const double* row, TiltOut* o) noexcept
     cdef double wy = (m[3] * row[3] + m[4] * row[4] + m[5] * row[5]) * s.dt_rad
     cdef double wz = (m[6] * row[3] + m[7] * row[4] + m[8] * row[5]) * s.dt_rad
     cdef double na = sqrt(ax * ax + ay * ay + az * az)
-    o.b[0] = ax
-    o.b[1] = ay
-    o.b[2] = az
-    o.b[3] = wx
-    o.b[4] = wy
-    o.b[5] = wz
+    a[0] = ax
+    a[1] = ay
+    a[2] = az
+    b[0] = ax
+    b[1] = ay
+    b[2] = az
+    b[3] = wx
+    b[4] = wy
+    b[5] = wz
     wx -= s.bias[0]
     wy -= s.bias[1]
     wz -= s.bias[2]
-    cdef double ux, uy, uz, k, g, inv, fx, fy, fz, lx, ly, lz
+    cdef double ux, uy, uz, k, g, inv
     if not s.ready:
         if na > 0.0:
             s.u[0] = ax / na
@@ -88,8 +95,15 @@ cdef inline void tilt_step(TiltState* s, const double* row, TiltOut* o) noexcept
     s.u[0] = ux
     s.u[1] = uy
     s.u[2] = uz
+    return na
+
+
+cdef inline void tilt_project(const double* u, const double* a, TiltOut* o) noexcept nogil:
     # Heading frame: forward = body x projected on the horizontal plane, so
-    # yaw drift never matters; left = up x forward.
+    # yaw drift never matters; left = up x forward.  Fills a_ap, a_ml, a_up,
+    # sin_ap, sin_ml (not norm, gx, b).
+    cdef double ux = u[0], uy = u[1], uz = u[2], ax = a[0], ay = a[1], az = a[2]
+    cdef double fx, fy, fz, lx, ly, lz, inv
     fx = 1.0 - ux * ux
     fy = -ux * uy
     fz = -ux * uz
@@ -103,10 +117,15 @@ cdef inline void tilt_step(TiltState* s, const double* row, TiltOut* o) noexcept
     o.a_ap = ax * fx + ay * fy + az * fz
     o.a_ml = ax * lx + ay * ly + az * lz
     o.a_up = ax * ux + ay * uy + az * uz - 1.0
-    o.norm = na
     o.sin_ap = -ux
     o.sin_ml = -uy
-    o.gx = wx / s.dt_rad
+
+
+cdef inline void tilt_step(TiltState* s, const double* row, TiltOut* o) noexcept nogil:
+    cdef double a[3]
+    o.norm = tilt_update(s, row, a, o.b)
+    tilt_project(s.u, a, o)
+    o.gx = (o.b[3] - s.bias[0]) / s.dt_rad
 
 
 ctypedef struct SosState:

@@ -330,6 +330,7 @@ cdef class StanceCore:
     cdef double* ring_a         # horizontal acceleration toward the stance leg (g), raw
     cdef double* fit_buf        # scratch: the weight-shift window, contiguous
     cdef double* fit_scratch    # scratch of shift_fit (phase arrays, template, sums)
+    cdef double* sig_buf        # scratch of _signals: 8 doubles per sample of a chunk
     cdef Py_ssize_t ring_n      # history the decisions may look back on (samples)
     cdef Py_ssize_t ring_len    # allocated: ring_n + CHUNK (the signal stage runs ahead)
     cdef Py_ssize_t pos         # == i % ring_len, kept incrementally (no division per sample)
@@ -363,6 +364,7 @@ cdef class StanceCore:
         self.ring_a = NULL
         self.fit_buf = NULL
         self.fit_scratch = NULL
+        self.sig_buf = NULL
         self.ev_own = NULL
         self.ev_own_cap = 0
 
@@ -423,8 +425,10 @@ cdef class StanceCore:
         self.fit_scratch = <double*> calloc(
             shift_fit_scratch(self.ring_n, fit_tmax_n, <long long> (0.01 * rate + 0.5)),
             sizeof(double))
+        free(self.sig_buf)
+        self.sig_buf = <double*> calloc(8 * CHUNK, sizeof(double))
         if (self.ring == NULL or self.ring_r == NULL or self.ring_a == NULL
-                or self.fit_buf == NULL or self.fit_scratch == NULL):
+                or self.fit_buf == NULL or self.fit_scratch == NULL or self.sig_buf == NULL):
             raise MemoryError()
         self.reset()
 
@@ -434,6 +438,7 @@ cdef class StanceCore:
         free(self.ring_a)
         free(self.fit_buf)
         free(self.fit_scratch)
+        free(self.sig_buf)
         free(self.ev_own)
 
     def reset(self):
@@ -589,21 +594,38 @@ cdef class StanceCore:
         cdef TiltState t = self.tilt
         cdef SosState f = self.sos
         cdef TiltOut o
+        cdef double b[6]
         cdef double lean = self.lean_lp, nrm = self.norm_lp, side = self.side
         cdef double la = self.lean_alpha, nal = self.norm_alpha
         cdef double aclip = self.acc_clip, gsat = self.gyro_sat
         cdef double* rr = self.ring_r
         cdef double* ra = self.ring_a
+        cdef double* sb = self.sig_buf
         cdef long long i0 = self.i, nclip = 0, nsat = 0
         cdef Py_ssize_t k, p = self.pos, L = self.ring_len
         cdef int j, acc_cal = self.state == S_BASELINE and not self.trigger
+        # pass 1: the tilt recursion (latency-bound) and clipping counts;
+        # sig_buf gets ax ay az |a| ux uy uz per sample
         for k in range(cnt):
             # clipping: any axis at full scale (max of |.| instead of early exits)
             if fmax(fmax(fabs(row[0]), fabs(row[1])), fabs(row[2])) >= aclip:
                 nclip += 1
             if fmax(fmax(fabs(row[3]), fabs(row[4])), fabs(row[5])) >= gsat:
                 nsat += 1
-            tilt_step(&t, row, &o)
+            sb[3] = tilt_update(&t, row, sb, b)
+            sb[4] = t.u[0]
+            sb[5] = t.u[1]
+            sb[6] = t.u[2]
+            if acc_cal:
+                for j in range(6):
+                    self.cal[j] += b[j]
+            row += ncol
+            sb += 8
+        # pass 2: projections, low-pass, lean and |a| filters, rings
+        sb = self.sig_buf
+        for k in range(cnt):
+            tilt_project(sb + 4, sb, &o)
+            o.norm = sb[3]
             out[0] = sos_step(&f, 0, o.a_ap * G)
             out[1] = sos_step(&f, 1, o.a_ml * G)
             if i0 + k == 0:
@@ -614,13 +636,10 @@ cdef class StanceCore:
             rr[p] = fabs(o.norm - nrm)  # high-passed |a|: impacts
             ra[p] = side * o.a_ml
             out[2] = lean
-            if acc_cal:
-                for j in range(6):
-                    self.cal[j] += o.b[j]
             p += 1
             if p == L:
                 p = 0
-            row += ncol
+            sb += 8
             out += 4
         self.tilt = t
         self.sos = f
