@@ -887,3 +887,28 @@ cdef class StanceCore:
         for k in range(count * N_EVF):
             d[k] = self.ev_own[k]
         return ev
+
+
+def shift_fit_window(const double[::1] y, long long tn_min, long long tn_max, long long t0_step,
+                     long long tn_step, long long stride):
+    """The weight-shift grid search on one window (for tests): returns
+    (t0, tn, score, coef, ss) as StanceCore's lift-off fit computes them."""
+    cdef long long n = y.shape[0]
+    cdef ShiftFit f
+    cdef double* buf = <double*> calloc(n + 1, sizeof(double))
+    cdef double* scratch = <double*> calloc(
+        shift_fit_scratch(n + 1, tn_max + 1, t0_step), sizeof(double))
+    cdef long long k
+    if buf == NULL or scratch == NULL:
+        free(buf)
+        free(scratch)
+        raise MemoryError()
+    if tn_max >= n:
+        tn_max = n - 1
+    for k in range(n):
+        buf[k] = y[k]
+    with nogil:
+        shift_fit(buf, n, tn_min, tn_max, t0_step, tn_step, stride, scratch, &f)
+    free(buf)
+    free(scratch)
+    return f.t0, f.tn, f.score, f.coef, f.ss

@@ -267,3 +267,105 @@ def test_any_split_gives_the_same_stream(sizes):
     evs += t.process(imu[i:])
     assert np.array_equal(np.concatenate(outs), ref_sway)
     assert evs == ref_ev and t.result == ref_test.result
+
+
+# ---------------------------------------------------------------- fast paths
+def _plain_shift_fit(y, tn_min, tn_max, t0_step, tn_step, stride):
+    """The weight-shift grid search as a plain loop (the reference the C
+    kernel, which sums 32 onsets side by side, must match bit for bit)."""
+    n = len(y)
+    ym = 0.0
+    for v in y:
+        ym += v
+    ym /= n
+    ss = 0.0
+    for v in y:
+        ss += (v - ym) * (v - ym)
+    best = [0.0, -1, 0, 0.0]  # score, t0, tn, coef
+
+    def one_pass(t0_lo, t0_hi, s, tn_lo, tn_hi, ts, st):
+        tn_lo, t0_lo = max(tn_lo, 2), max(t0_lo, 0)
+        for tn in range(tn_lo, tn_hi + 1, ts):
+            inv = 1.0 / tn
+            t0 = t0_lo
+            while t0 <= t0_hi and t0 + tn <= n - 1:
+                num = sg = sgg = 0.0
+                for k in range(1, tn, st):
+                    x = k * inv
+                    g = 60.0 * x * (1.0 - x) * (1.0 - 2.0 * x)
+                    num += g * (y[t0 + k] - ym)
+                    sg += g
+                    sgg += g * g
+                if num > 0.0:
+                    den = sgg - sg * sg / (n / st)
+                    if den > 0.0:
+                        sc = num * num / den * st
+                        if sc > best[0]:
+                            best[:] = [sc, t0, tn, num / den]
+                t0 += s
+
+    one_pass(0, n, t0_step, tn_min, tn_max, tn_step, stride)
+    while best[1] >= 0 and (t0_step > 1 or tn_step > 1 or stride > 1):
+        s0, s1 = t0_step, tn_step
+        t0_step, tn_step = (t0_step + 3) // 4, (tn_step + 3) // 4
+        stride = min((stride + 3) // 4, t0_step)
+        best[0] = 0.0
+        k, d = best[1], best[2]
+        one_pass(k - s0, k + s0, t0_step, max(d - s1, tn_min), min(d + s1, tn_max), tn_step,
+                 stride)
+    return best[1], best[2], best[0], best[3], ss
+
+
+@pytest.mark.parametrize("n, tn, steps", [(90, (12, 40), (2, 8, 1)), (130, (10, 60), (5, 20, 2)),
+                                          (61, (8, 30), (1, 1, 1)), (150, (20, 70), (3, 7, 3))])
+def test_shift_fit_kernel_matches_a_plain_loop(n, tn, steps):
+    from bridge import _sway
+    rng = np.random.default_rng(n)
+    for _ in range(3):
+        t = np.arange(n)
+        y = rng.normal(0, 0.2, n) + 2.0 * np.exp(-0.5 * ((t - rng.uniform(20, n - 20)) / 6) ** 2)
+        got = _sway.shift_fit_window(np.ascontiguousarray(y), tn[0], tn[1], *steps)
+        want = _plain_shift_fit(list(y), tn[0], tn[1], *steps)
+        assert want[0] >= 0 and got == want  # exact: same sums in the same order
+
+
+def _core(test):
+    return test._core
+
+
+def test_stance_core_run_matches_process_across_chunk_and_baseline_edges(trial):
+    imu, _ = trial  # baseline ends at sample 300; the core works in chunks of 128
+    n = imu.shape[0]
+    a, b = SingleLegStanceTest(200.0, 20.0, "right"), SingleLegStanceTest(200.0, 20.0, "right")
+    out_ref = np.empty((n, 4))
+    ev = np.empty((n // 8 + 8, 5))
+    ne = _core(a).process(imu, out_ref, ev)
+    assert ne >= 3
+    outs, evs, i = [], [], 0
+    for size in [127, 1, 128, 129, 0, 300, 5, 1000, n]:
+        out, code = _core(b).run(imu[i:i + size])
+        assert code >= 0
+        outs.append(out)
+        if code >> 2:
+            evs.append(_core(b).events(code >> 2))
+        i += size
+    assert np.array_equal(np.concatenate(outs), out_ref)
+    assert np.array_equal(np.concatenate(evs), ev[:ne])
+
+
+def test_stance_core_run_rejects_nonfinite_rows_untouched(trial):
+    imu, _ = trial
+    t = SingleLegStanceTest(200.0, 20.0, "right")
+    core = _core(t)
+    core.run(imu[:50])
+    bad = imu[50:60].copy()
+    bad[7, 4] = np.inf
+    assert core.run(bad) == (None, -8)
+    assert core.samples_seen == 50
+    out, code = core.run(imu[50:])
+    ref = SingleLegStanceTest(200.0, 20.0, "right")
+    assert code >> 2 == len(ref.process(imu)) and code & 3 == 0
+    with pytest.raises(ValueError):
+        core.run(np.asfortranarray(imu[:10]))
+    with pytest.raises(ValueError):
+        core.run(imu[:10, :5].copy())
