@@ -506,18 +506,24 @@ cdef class StanceCore:
             e[4] = self.i
         return ne + 1
 
+    cdef inline long long _window_lo(self, long long lo) noexcept nogil:
+        # Clamp a look-back start to what the ring still holds, never reaching
+        # back into the previous stance.
+        if lo < self.i - self.ring_n + 1:
+            lo = self.i - self.ring_n + 1
+        if lo < self.rearm_i:
+            lo = self.rearm_i
+        if lo < 0:
+            lo = 0
+        return lo
+
     cdef long long _retro_start(self) noexcept nogil:
         # First sample (from back_n before the excursion) whose lean reached
         # settle_frac of the stance plateau: the weight is over the stance
         # foot, i.e. the lifted foot has left the floor.
         cdef long long k, lo = self.exc_i - self.back_n
         cdef double target = self.settle_frac * self.pd
-        if lo < self.i - self.ring_n + 1:
-            lo = self.i - self.ring_n + 1
-        if lo < self.rearm_i:  # never reach back into the previous stance
-            lo = self.rearm_i
-        if lo < 0:
-            lo = 0
+        lo = self._window_lo(lo)
         for k in range(lo, self.i + 1):
             if self.ring[k % self.ring_len] >= target:
                 return k
@@ -539,12 +545,7 @@ cdef class StanceCore:
         self.fit_end = -1
         if self.fit_back_n <= 0:
             return k_lean
-        if lo < self.i - self.ring_n + 1:
-            lo = self.i - self.ring_n + 1
-        if lo < self.rearm_i:  # never reach back into the previous stance
-            lo = self.rearm_i
-        if lo < 0:
-            lo = 0
+        lo = self._window_lo(lo)
         for k in range(lo, self.i + 1):
             self.fit_buf[k - lo] = self.ring_a[k % self.ring_len]
         # coarse grid: 10 ms onsets, 40 ms durations, sums at ~200 Hz
