@@ -150,7 +150,8 @@ class _Node:
         return [(k, self[k]) for k in self.value] if isinstance(self.value, dict) else []
 
     def list(self):
-        return [self[i] for i in range(len(self.value))] if isinstance(self.value, list) else []
+        return ([self[i] for i in range(len(self.value))]
+                if isinstance(self.value, (list, tuple)) else [])
 
     def num(self, digits: int = 2, scale: float = 1.0, unit: str = "", sign: bool = False) -> str:
         v = self.value

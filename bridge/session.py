@@ -402,8 +402,9 @@ class Session:
                 out += self._emg_events(name, st, st.detector.finish())
             if dev.phases and dev.phases[-1].end is None:
                 last = dev.phases[-1]
+                # The data ran to the newest sample (EMG or IMU), not just to the last offset.
                 last.end = max([c.offset for st in dev.emg.values() for c in st.contractions]
-                               + [last.start])
+                               + [last.start, dev.latest])
                 if last.name == "stance":
                     out += self._end_stance(dev, name)
         return out

@@ -20,7 +20,7 @@ from bridge.errors import ConfigError
 from bridge.export import Collector
 from bridge.report import ReportTraces, _ellipse_axes, render_report, write_report
 from bridge.results import session_results
-from bridge.runner import virtual_items
+from bridge.runner import run_items, virtual_items
 from bridge.session import Session
 from bridge.simulator.device import Faults, Signals
 from bridge.simulator.emg_model import Burst, simulate_emg
@@ -252,3 +252,22 @@ def test_chromium_renders_it(report, tmp_path):
     assert png.stat().st_size > 60_000  # a blank page is a few KB
     width, distinct = _png_pixels_vary(png)
     assert width == 1280 and distinct > 50
+
+
+def test_live_results_render_exactly_like_their_json():
+    """The live results tree (tuples, numpy scalars...) and the analyze JSON give one report."""
+    import re
+
+    from bridge.simulator import scenarios
+
+    session = Session()
+    asyncio.run(run_items(virtual_items(scenarios.build("demo", seed=0), speed=0), session, []))
+    live = session_results(session)
+    as_json = json.loads(json.dumps(live, default=str))
+
+    def page(res):
+        return re.sub(r"generated [^<]*", "", render_report(res, None, title="t"))
+
+    html = page(live)
+    assert html == page(as_json)
+    assert "first touchdown at" in html  # the left leg of the demo touches down at 14 s

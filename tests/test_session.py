@@ -154,3 +154,11 @@ async def test_operator_led_single_leg_test_marks_phases_on_the_wearable():
     assert stances["right"]["completed"] and stances["right"]["time_achieved"] == 30.0
     assert stances["left"]["time_achieved"] == pytest.approx(14.0, abs=0.1)
     assert dev["stance_comparison"]["weaker_leg"] == "left"
+
+
+def test_the_last_phase_runs_to_the_end_of_the_data(demo):
+    sig, _, _, results = demo
+    last = results["devices"]["sim"]["phases"][-1]
+    assert last["phase"] == "stance" and last["arg"] == "left"
+    # not to its own start (nothing but the IMU runs in a stance phase), nor to a last offset
+    assert last["end"] == pytest.approx(sig.duration, abs=0.05)
