@@ -140,7 +140,7 @@ def cmd_calibrate(args) -> int:
     from bridge.commands.guided import calibrate
 
     _run(calibrate(args.url, args.profile, rest_s=args.rest, mvc_s=args.mvc,
-                   console=Console()))
+                   console=Console(highlight=False), force=args.force))
     return 0
 
 
@@ -276,11 +276,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fault_options(sm)
     sm.set_defaults(func=cmd_simulate)
 
-    c = sub.add_parser("calibrate", help="record rest + MVC per channel into a profile")
+    c = sub.add_parser(
+        "calibrate", help="record rest + MVC per channel into a profile",
+        description="Records a rest phase, then a maximal voluntary contraction (MVC), prints "
+        "per channel the rest baseline (mean, SD), its steadiness and the MVC level, and saves "
+        "them as a profile for --profile. Nothing is saved when a channel was not at rest "
+        "(a 0.5 s window of its envelope more than 2x the median one) or its MVC does not "
+        "reach twice the detector's onset threshold, unless --force. Re-calibrating a name "
+        "keeps the previous profile as NAME.prev.")
     c.add_argument("url", help="source URL of the wearable")
-    c.add_argument("--profile", required=True, help="profile name (e.g. the client's name)")
-    c.add_argument("--rest", type=float, default=5.0, help="rest seconds (default 5)")
-    c.add_argument("--mvc", type=float, default=5.0, help="MVC seconds (default 5)")
+    c.add_argument("--profile", required=True,
+                   help="profile name: letters, digits, '-', '_', '.' (e.g. anna_smith)")
+    c.add_argument("--rest", type=float, default=5.0, help="rest seconds (default 5, min 2)")
+    c.add_argument("--mvc", type=float, default=5.0, help="MVC seconds (default 5, min 2)")
+    c.add_argument("--force", action="store_true",
+                   help="save the profile even when the checks fail")
     c.set_defaults(func=cmd_calibrate)
 
     t = sub.add_parser("test", help="guided protocols: single-leg stance, activation test")
