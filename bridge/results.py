@@ -136,9 +136,11 @@ def session_results(session) -> dict:
                  "pct_mvc": c.pct_mvc, "truncated": c.truncated,
                  "censored_onset": c.censored_onset}
                 for c in session.contractions(name)],
+            # Without protocol phases the whole session is one set of reps; with phases the
+            # reps are summarised per phase (a session-wide summary would count holds as reps).
             "summary": (_reps_summary(session.contractions(name), session.channel_names(name),
                                       lambda c, name=name: session.spectrum(name, c))
-                        if session.contractions(name) else None),
+                        if session.contractions(name) and not dev.phases else None),
             "phases": phase_results(session, name),
             "stance_comparison": stance_comparison(session, name),
             "gaps": [{"stream": g.stream, "first_sample": g.first_sample,
