@@ -535,6 +535,19 @@ def _mvc_section(dev: _Node, reps) -> str:
     return html
 
 
+def _fatigue_reading(trend: dict, change: float | None) -> str:
+    """What the MDF trend says, in words: a falling MDF is the usual sign of fatigue, but a
+    2 s rep's MDF is only good to ~5 %, so a weak fit or a small change is no trend."""
+    slope, r2 = trend.get("slope"), trend.get("r2")
+    if slope is None or change is None or r2 is None:
+        return "Too few reps for a trend."
+    if r2 < 0.5 or abs(change) < 5:
+        return "No clear trend (a falling MDF with a good fit would suggest fatigue)."
+    if slope < 0:
+        return "MDF falls steadily over the set: consistent with muscle fatigue."
+    return "MDF rises over the set: not a fatigue sign (often warm-up or a changing effort)."
+
+
 def _fatigue_section(reps) -> str:
     html = []
     for ph, summ in reps:
@@ -546,8 +559,9 @@ def _fatigue_section(reps) -> str:
             html.append(f"<h3>{_e(_muscle(m.value['name']))}</h3><p>Median frequency trend "
                         f"{tr.get('slope').num(2, sign=True, unit='Hz per rep')} "
                         f"(r&#178; {tr.get('r2').num(2)}), change over the set "
-                        f"{fat.get('mdf_change_pct').num(1, sign=True, unit='%')}; a falling "
-                        "MDF is the usual sign of fatigue.</p>" + _fatigue_svg(fat.value))
+                        f"{fat.get('mdf_change_pct').num(1, sign=True, unit='%')}. "
+                        + _fatigue_reading(tr.value, fat.value.get("mdf_change_pct"))
+                        + "</p>" + _fatigue_svg(fat.value))
     return "".join(html) or ('<p class="note">No fatigue trend in these results (it needs the '
                              "raw EMG of each rep).</p>")
 

@@ -68,7 +68,8 @@ def make_transport(url: str, **options) -> Transport:
         return ble.make(path_part, query, **options)
     if scheme == "replay":
         from bridge.sources.replay import ReplayTransport
-        speed = float(query.pop("speed", options.pop("speed", 0.0)))
+        from bridge.sources._query import query_number
+        speed = query_number(url, query, "speed", options.pop("speed", 0.0))
         if query:
             raise ConfigError(f"{url}: unknown option(s) {', '.join(sorted(query))} "
                               "(replay:// takes speed)")

@@ -14,6 +14,7 @@ import contextlib
 import time
 
 from bridge.errors import ConfigError, TransportError
+from bridge.sources._query import query_number
 from bridge.sources.base import LinkSink, Transport
 from bridge.simulator.device import Faults, Signals, VirtualWearable
 
@@ -129,8 +130,8 @@ def make(url_rest: str, query: dict, *, signals: Signals | None = None,
          speed: float | None = None, seed: int | None = None, **device_kwargs) -> SimTransport:
     """Build a SimTransport from ``sim://scenario?speed=..&seed=..`` and options."""
     url = "sim://" + url_rest
-    speed = float(query.pop("speed", 1.0)) if speed is None else speed
-    seed = int(query.pop("seed", 0)) if seed is None else seed
+    speed = query_number(url, query, "speed", 1.0) if speed is None else speed
+    seed = query_number(url, query, "seed", 0, int) if seed is None else seed
     if query:
         raise ConfigError(f"{url}: unknown option(s) {', '.join(sorted(query))} "
                           "(sim:// takes speed and seed)")
