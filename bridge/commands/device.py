@@ -26,11 +26,26 @@ async def scan(timeout: float, console: Console) -> int:
 
 async def simulate(target: str, *, scenario: str, seed: int, speed: float, loop: bool,
                    faults, console: Console) -> dict:
-    """Serve the virtual wearable on ``target`` (serial, tcp://HOST:PORT, ble)."""
+    """Serve the virtual wearable on ``target`` (serial, tcp://HOST:PORT, ble).
+
+    Like a wearable switched off at the end of a session, the simulator ends when its
+    scenario has been played (unless ``loop``): it disconnects its clients, says so and
+    returns; a connected ``glutebridge stream`` reports the lost link and keeps trying to
+    reconnect until stopped.  Ctrl-C ends it the same way.
+    """
+    import asyncio
+
     from bridge.simulator import scenarios
     from bridge.simulator.serve import serve
 
     signals = scenarios.build(scenario, seed=seed)
     console.print(f"virtual wearable: scenario '{scenario}' ({signals.duration:.0f} s), "
                   f"{speed:g}x speed" + (", looping" if loop else "") + "; Ctrl-C stops")
-    return await serve(target, signals, faults, speed=speed, loop=loop)
+    try:
+        result = await serve(target, signals, faults, speed=speed, loop=loop)
+    except asyncio.CancelledError:
+        console.print("simulator stopped (Ctrl-C); clients disconnected")
+        raise
+    console.print(f"scenario finished ({signals.duration:.0f} s played); clients "
+                  "disconnected — run it again, or use --loop to keep serving")
+    return result

@@ -145,6 +145,7 @@ class _TcpLink:
         self._server: asyncio.base_events.Server | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pacer: _Pacer | None = None
+        self._clients: set[asyncio.Task] = set()
         self.links = 0
 
     async def start(self, pacer: _Pacer) -> None:
@@ -160,6 +161,8 @@ class _TcpLink:
             self._writer.close()  # one host at a time: the newest wins
         self._writer = writer
         self.links += 1
+        task = asyncio.current_task()
+        self._clients.add(task)
         try:
             while True:
                 data = await reader.read(4096)
@@ -168,7 +171,12 @@ class _TcpLink:
                 self._pacer.command(data)
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            # Shutting down (scenario over or Ctrl-C): end quietly.  A handler task left
+            # cancelled makes asyncio's stream callback log a CancelledError traceback.
+            pass
         finally:
+            self._clients.discard(task)
             if self._writer is writer:
                 self._writer = None
             writer.close()
@@ -186,9 +194,19 @@ class _TcpLink:
             w.close()
 
     async def close(self) -> None:
-        await self.drop()
         if self._server is not None:
-            self._server.close()
+            self._server.close()  # no new clients
+        await self.drop()
+        # The client handlers see EOF and return; don't leave them pending (or cancelled)
+        # for the event loop's shutdown to find.
+        clients = list(self._clients)
+        if clients:
+            _, pending = await asyncio.wait(clients, timeout=0.5)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=0.5)
+        if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
 

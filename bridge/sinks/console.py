@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bridge.session import BalanceEvent, LinkEvent, MuscleEvent, PhaseEvent
+from bridge.sources.base import LinkState
+from bridge.stream import DeviceEvent, SampleChunk
 
 _PHASE_TEXT = {
     "rest": "rest: relax every muscle (baseline)",
@@ -22,6 +25,30 @@ class ConsoleSink:
         self.console = console or Console(highlight=False)
         self.show_gaps = show_gaps
         self.lost_samples = 0
+        self._now = 0.0  # session time of the newest sample (for link lines)
+        self._retry_shown: tuple[float, str] | None = None  # (down_for, reason) last printed
+
+    def on_item(self, item) -> None:
+        """Link changes come as stream items: print them the moment they happen."""
+        if isinstance(item, SampleChunk):
+            self._now = max(self._now, item.end_sample / item.rate)
+        elif isinstance(item, DeviceEvent) and isinstance(item.packet, LinkState):
+            item = item.packet
+            with_reason = True
+            if item.state == "retrying":
+                # Every attempt while it is fresh, then one line per 10 s (or a new reason):
+                # a pod with a dead battery must not flood the terminal overnight.
+                last = self._retry_shown
+                same = last is not None and last[1] == item.reason
+                if item.attempt > 3 and same and item.down_for - last[0] < 10.0:
+                    return
+                with_reason = not same
+                self._retry_shown = (item.down_for, item.reason)
+            else:
+                self._retry_shown = None
+            style = "green" if item.state == "reconnected" else "bold red"
+            self.console.print(f"{self._now:8.3f} s  [{style}]"
+                               f"{escape(link_state_text(item, with_reason))}[/]")
 
     def on_event(self, ev) -> None:
         c = self.console
@@ -102,9 +129,10 @@ class ConsoleSink:
         for sym in s["symmetry"]:
             m = sym["metrics"].get("peak")
             if m and m.get("si") is not None:
-                side = "left" if m["si"] > 0 else "right"
+                side = ("no difference" if round(m["si"]) == 0 else
+                        "left stronger" if m["si"] > 0 else "right stronger")
                 self.console.print(f"Symmetry {sym['muscle']}: peak SI {m['si']:+.0f} % "
-                                   f"({side} stronger)")
+                                   f"({side})")
 
     def _holds(self, holds: dict) -> None:
         for name, h in holds.items():
@@ -136,6 +164,29 @@ def _stance_text(r) -> str:
     if r.get("quality"):
         text += f" (flags: {', '.join(r['quality'])})"
     return text
+
+
+def link_state_text(s: LinkState, with_reason: bool = True) -> str:
+    """One line for a link change (``Connection`` reports them as LinkState items).
+
+    ``with_reason=False`` leaves out a retry's reason (already shown for an earlier attempt).
+    """
+    policy = ("keeps trying until the device is back" if s.give_up_after is None
+              else f"gives up after {s.give_up_after:g} s without it")
+    if s.state == "lost":
+        return (f"link lost: {s.reason}; reconnecting in {s.retry_in:.1f} s (attempt 1), "
+                f"{policy} — Ctrl-C to stop")
+    if s.state == "retrying":
+        why = f": {s.reason}" if with_reason else ""
+        return (f"no link for {s.down_for:.1f} s{why}; reconnecting in "
+                f"{s.retry_in:.1f} s (attempt {s.attempt + 1}) — Ctrl-C to stop")
+    if s.state == "reconnected":
+        return (f"reconnected after {s.down_for:.1f} s ({s.attempt} attempt"
+                f"{'s' if s.attempt != 1 else ''}); the gap is marked")
+    if s.state == "gave_up":
+        return (f"gave up: no link for {s.down_for:.1f} s (last error: {s.reason}); "
+                "the stream ends here")
+    return f"link {s.state}: {s.reason}"
 
 
 def balance_text(ev) -> str:

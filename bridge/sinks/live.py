@@ -13,14 +13,16 @@ import time
 
 import numpy as np
 from rich.console import Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from bridge.emg import EmgFilter
 from bridge.session import BalanceEvent, LinkEvent, MuscleEvent, PhaseEvent
-from bridge.sinks.console import balance_text
-from bridge.stream import Gap, SampleChunk
+from bridge.sinks.console import balance_text, link_state_text
+from bridge.sources.base import LinkState
+from bridge.stream import DeviceEvent, Gap, SampleChunk
 
 _SPARK = "▁▂▃▄▅▆▇█"
 
@@ -61,6 +63,7 @@ class LiveView:
         self.stance: dict | None = None
         self.stance_results: list[str] = []
         self.firing: dict[str, list[tuple[str, float]]] = {}  # side -> recent onsets
+        self.link: dict[str, LinkState] = {}  # device -> its latest link change (while down)
         self._started = time.monotonic()
 
     # -------------------------------------------------------------- intake
@@ -74,6 +77,14 @@ class LiveView:
                 self._imu(item)
         elif isinstance(item, Gap):
             self.lost += item.n_samples
+        elif isinstance(item, DeviceEvent) and isinstance(item.packet, LinkState):
+            item = item.packet
+            if item.state == "reconnected":
+                self.link.pop(item.device, None)
+            else:
+                self.link[item.device] = item
+            style = "green" if item.state == "reconnected" else "bold red"
+            self._log(self.now, f"[{style}]{escape(link_state_text(item))}[/]")
 
     def _emg(self, c: SampleChunk) -> None:
         key = (c.device, c.stream)
@@ -177,6 +188,20 @@ class LiveView:
         return Group(*[p for p in parts if p is not None])
 
     def _link_text(self) -> str:
+        down = [s for s in self.link.values()]
+        if down:
+            # The link is down: that is the headline, with how long and what happens next.
+            now = time.monotonic()
+            parts = []
+            for s in down:
+                gone = s.down_for + max(0.0, now - s.host_time)
+                who = f"{s.device}: " if len(self.info) > 1 else ""
+                if s.state == "gave_up":
+                    parts.append(f"{who}link LOST for {gone:.0f} s — gave up")
+                else:
+                    parts.append(f"{who}link LOST for {gone:.0f} s — reconnecting "
+                                 f"(attempt {s.attempt + 1}), Ctrl-C to stop")
+            return "[bold red]" + escape("; ".join(parts)) + "[/]"
         total = self.received + self.lost
         loss = 100.0 * self.lost / total if total else 0.0
         text = f"link: {loss:.2f} % lost"

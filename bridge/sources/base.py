@@ -21,6 +21,7 @@ import collections
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import firmware_protocol as fp
@@ -30,7 +31,29 @@ from bridge.errors import GlutebridgeError, ProtocolError, TransportError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Connection", "Transport", "LinkSink"]
+__all__ = ["Connection", "Transport", "LinkSink", "LinkState"]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """The link to the device changed state (never silent).
+
+    A :class:`Connection` puts one into its item stream, as the ``packet`` of a
+    ``DeviceEvent`` (host-side, no device time), in order with the data, when the link drops (``"lost"``), after each failed reconnect
+    attempt (``"retrying"``), when the handshake succeeded again
+    (``"reconnected"``; the samples missed meanwhile follow as a
+    ``Gap(reason="disconnect")``) and when it stops trying (``"gave_up"``;
+    the iterator then raises :class:`~bridge.errors.TransportError`).
+    """
+
+    device: str
+    state: str  # "lost" | "retrying" | "reconnected" | "gave_up"
+    host_time: float  # time.monotonic() of the change
+    reason: str = ""  # why the link dropped / the last attempt failed
+    attempt: int = 0  # reconnect attempts made so far (lost: 0)
+    retry_in: float | None = None  # s until the next attempt (lost, retrying)
+    down_for: float = 0.0  # s since the link was lost
+    give_up_after: float | None = None  # the connection's reconnect_timeout; None = keeps trying
 
 
 class LinkSink(abc.ABC):
@@ -72,6 +95,19 @@ class Transport(abc.ABC):
         """Transport-specific counters (MTU, reconnect attempts...)."""
         return {}
 
+    @property
+    def reports_link(self) -> bool:
+        """Default of ``Connection(link_events=...)``: report link changes as items?
+
+        True for links to a device (tcp, serial, ble, also when recorded).
+        False for the in-process sources: ``replay://`` (a recording's link
+        losses are history, marked by their disconnect Gap, and a replay must
+        yield exactly the items of the live run) and ``sim://`` (its scripted
+        disconnects are part of that live run, and are over at the first
+        reconnect).
+        """
+        return not self.url.startswith(("replay://", "sim://"))
+
 
 _END = object()
 
@@ -81,7 +117,9 @@ class Connection(LinkSink):
 
     Items are what :class:`bridge.stream.StreamAssembler` returns
     (``SampleChunk``, ``Gap``, and ``DeviceEvent`` wrapping DeviceInfo,
-    Status, Marker or Ack packets), in arrival order.  Use as an async context manager (see
+    Status, Marker or Ack packets), in arrival order, plus ``DeviceEvent``\ s
+    wrapping a :class:`LinkState` when the link drops, each failed reconnect
+    attempt, when it is back and when the connection gives up.  Use as an async context manager (see
     :func:`bridge.sources.open`)::
 
         async with bridge.open("tcp://127.0.0.1:7777") as conn:
@@ -105,6 +143,10 @@ class Connection(LinkSink):
     reconnect_timeout: give up (the iterator raises TransportError) after
         this many seconds without a link; None = keep trying.
     autostart: send START after the handshake.
+    link_events: put a ``DeviceEvent(packet=LinkState(...))`` into the items
+        when the link drops, after each failed reconnect attempt, when it is
+        back and when giving up; None = ``transport.reports_link`` (on for
+        tcp/serial/ble, off for sim/replay).
     clock_factory: passed to the StreamAssembler (device->host clock fit).
     """
 
@@ -113,7 +155,7 @@ class Connection(LinkSink):
                  command_timeout: float = 1.0, reconnect: bool = True,
                  backoff: tuple[float, float] = (0.05, 2.0),
                  reconnect_timeout: float | None = None, autostart: bool = True,
-                 clock_factory=None) -> None:
+                 link_events: bool | None = None, clock_factory=None) -> None:
         from bridge.stream import StreamAssembler
 
         if queue_size < 1:
@@ -131,6 +173,7 @@ class Connection(LinkSink):
         self.backoff = backoff
         self.reconnect_timeout = reconnect_timeout
         self.autostart = autostart
+        self.link_events = transport.reports_link if link_events is None else bool(link_events)
         self.info: fp.DeviceInfo | None = None
         self._queue: collections.deque = collections.deque()
         self._wake = asyncio.Event()
@@ -145,6 +188,8 @@ class Connection(LinkSink):
         self._ended = False
         self._error: BaseException | None = None
         self._reconnect_task: asyncio.Task | None = None
+        self._lost_at: float | None = None  # time.monotonic() the link dropped (reconnecting)
+        self._attempt = 0  # reconnect attempts since then
         self._overflow: dict[int, list] = {}  # stream -> [first_sample, n, host_time]
         self._counts = collections.Counter()
         #: time.monotonic() at which the bytes of the item last returned by
@@ -175,6 +220,12 @@ class Connection(LinkSink):
         await self.transport.open(self)
         self.info = await self._handshake()
         self._ready = True
+        if self._lost_at is not None:
+            # Back: say so before the first samples (and their disconnect Gap) arrive.
+            now = time.monotonic()
+            self._link_state("reconnected", now, attempt=self._attempt,
+                             down_for=now - self._lost_at)
+            self._lost_at = None
         if self._streaming_wanted:
             await self._command(hs.start(self._next_seq()), retries=3)
 
@@ -364,19 +415,22 @@ class Connection(LinkSink):
         self._counts["link_losses"] += 1
         if self.reconnect:
             if self._reconnect_task is None or self._reconnect_task.done():
+                self._lost_at = now
+                self._attempt = 0
+                self._link_state("lost", now, reason=self._reason(exc),
+                                 retry_in=self.backoff[0])
                 self._reconnect_task = asyncio.get_running_loop().create_task(
                     self._reconnect_loop(exc))
         else:
             self._fail(TransportError(f"{self.transport.url}: link lost: {exc}"))
 
     async def _reconnect_loop(self, cause: BaseException | None) -> None:
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
         delay = self.backoff[0]
         last: BaseException | None = cause
         while not self._closing:
             await asyncio.sleep(delay)
             self._counts["reconnect_attempts"] += 1
+            self._attempt += 1
             try:
                 with contextlib.suppress(Exception):
                     await self.transport.close()
@@ -389,12 +443,39 @@ class Connection(LinkSink):
                 last = exc
                 self._ready = False
                 log.info("%s: reconnect failed: %s", self.transport.url, exc)
-            if self.reconnect_timeout is not None and loop.time() - t0 > self.reconnect_timeout:
+            now = time.monotonic()
+            if self._lost_at is None:  # the handshake worked, START did not: down again
+                self._lost_at = now
+            down = now - self._lost_at
+            if self.reconnect_timeout is not None and down > self.reconnect_timeout:
+                self._link_state("gave_up", now, reason=self._reason(last),
+                                 attempt=self._attempt, down_for=down)
                 self._fail(TransportError(
                     f"{self.transport.url}: link lost and not back after "
                     f"{self.reconnect_timeout:g} s (last error: {last})"))
                 return
             delay = min(delay * 2, self.backoff[1])
+            self._link_state("retrying", now, reason=self._reason(last), attempt=self._attempt,
+                             retry_in=delay, down_for=down)
+
+    def _reason(self, exc: BaseException | None) -> str:
+        """An exception as a short reason (without the URL every message starts with)."""
+        if exc is None:
+            return "connection closed"
+        text = str(exc) or type(exc).__name__
+        prefix = f"{self.transport.url}: "
+        return text[len(prefix):] if text.startswith(prefix) else text
+
+    def _link_state(self, state: str, now: float, **fields) -> None:
+        if not self.link_events:
+            return
+        # Wrapped in a DeviceEvent: consumers keep seeing SampleChunk | Gap | DeviceEvent.
+        from bridge.stream import DeviceEvent
+
+        change = LinkState(self.device, state, now, give_up_after=self.reconnect_timeout,
+                           **fields)
+        self._queue.append((None, DeviceEvent(self.device, now, change)))
+        self._wake.set()
 
     def _fail_waiters(self, exc: BaseException) -> None:
         for fut in list(self._pending_acks.values()):

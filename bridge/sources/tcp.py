@@ -28,7 +28,8 @@ class _Protocol(asyncio.Protocol):
             return  # closed on purpose
         self.owner._proto = None
         self.owner._transport = None
-        self.sink.link_lost(exc or TransportError(f"{self.owner.url}: peer closed the connection"))
+        self.sink.link_lost(exc or TransportError(
+            f"{self.owner.url}: the device closed the connection"))
 
 
 class TcpTransport(Transport):
