@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 
 from bridge.errors import GlutebridgeError
@@ -66,7 +67,7 @@ def cmd_stream(args) -> int:
     from bridge.commands.streaming import stream
 
     _run(stream(args.url, out=_outputs(args, f"glutebridge — {args.url}"), record=args.record,
-                duration=args.duration, profile=args.profile,
+                duration=args.duration, profile=args.profile, no_profile=args.no_profile,
                 stance_duration=args.stance_duration))
     return 0
 
@@ -74,7 +75,8 @@ def cmd_stream(args) -> int:
 def cmd_replay(args) -> int:
     from bridge.commands.streaming import replay
 
-    _run(replay(args.file, speed=args.speed, out=_outputs(args, f"replay — {args.file}")))
+    _run(replay(args.file, speed=args.speed, out=_outputs(args, f"replay — {args.file}"),
+                profile=args.profile, no_profile=args.no_profile))
     return 0
 
 
@@ -84,7 +86,8 @@ def cmd_analyze(args) -> int:
     from bridge.commands.files import analyze, results_csv, results_table
 
     results, _ = analyze(args.file, rate=args.rate, columns=args.columns,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, profile=args.profile,
+                         no_profile=args.no_profile)
     out = open(args.output, "w") if args.output else sys.stdout
     try:
         if args.format == "json":
@@ -103,7 +106,8 @@ def cmd_analyze(args) -> int:
 def cmd_export(args) -> int:
     from bridge.commands.files import export
 
-    paths = export(args.file, args.to, args.output, rate=args.rate, columns=args.columns)
+    paths = export(args.file, args.to, args.output, rate=args.rate, columns=args.columns,
+                   profile=args.profile, no_profile=args.no_profile)
     for p in paths:
         print(p)
     return 0
@@ -112,7 +116,8 @@ def cmd_export(args) -> int:
 def cmd_report(args) -> int:
     from bridge.commands.files import report
 
-    print(report(args.file, args.output, rate=args.rate, columns=args.columns))
+    print(report(args.file, args.output, rate=args.rate, columns=args.columns,
+                 profile=args.profile, no_profile=args.no_profile))
     return 0
 
 
@@ -184,12 +189,26 @@ def _add_fault_options(p, drop=0.0, bits=0.0) -> None:
                    help="device clock drift in ppm (default 0)")
 
 
+def _add_profile_options(p, recorded: bool = True, live: bool = False) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--profile", metavar="NAME",
+                   help="calibration profile from `glutebridge calibrate` (rest baseline, "
+                        "%%MVC)" + ("; overrides the one stored in a recording" if recorded
+                                    else "") +
+                        ("; a recording made with --record stores it" if live else ""))
+    g.add_argument("--no-profile", action="store_true",
+                   help="ignore the calibration profile stored in the recording" if recorded
+                   else "no calibration profile")
+
+
 def _add_file_options(p) -> None:
-    p.add_argument("file", help="a recording (.gbrec) or a CSV file of EMG columns")
+    p.add_argument("file", help="a recording (.gbrec) or a CSV file of EMG columns in mV "
+                   "(convert volts or µV first: peaks and %%MVC are reported in mV)")
     p.add_argument("--rate", type=float,
                    help="sample rate of a CSV file in Hz (default: from its time column)")
     p.add_argument("--columns", nargs="+", metavar="NAME",
                    help="CSV columns to analyse (default: all but the time column)")
+    _add_profile_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--record", metavar="FILE",
                    help="record the raw bytes (crash-safe) for replay and analysis")
     s.add_argument("--duration", type=float, help="stop after this many seconds")
-    s.add_argument("--profile", help="calibration profile from `glutebridge calibrate`")
+    _add_profile_options(s, live=True)
     s.add_argument("--stance-duration", type=float, default=30.0,
                    help="single-leg stance goal in seconds (default 30)")
     _add_output_options(s)
@@ -234,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("file", help="a recording made with --record")
     r.add_argument("--speed", type=float, default=1.0,
                    help="1 = real time (default), N = N times faster, 0 = as fast as possible")
+    _add_profile_options(r)
     _add_output_options(r)
     r.set_defaults(func=cmd_replay)
 
@@ -321,6 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     except GlutebridgeError as exc:
         print(f"glutebridge: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`glutebridge analyze F --format csv | head`): not an error of
+        # ours.  Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for SIGPIPE
 
 
 if __name__ == "__main__":

@@ -222,3 +222,63 @@ def check_profile(p: Profile, detector_params: dict | None = None) -> list[Chann
                                 float(dip[i]), float(onset[i]), m, rest_ok,
                                 None if m is None else bool(m >= MVC_MARGIN * onset[i])))
     return out
+
+
+# ------------------------------------------------------------ choosing and announcing
+def resolve_profile(name: str | None = None, *, recorded: dict | None = None,
+                    no_profile: bool = False) -> tuple[Profile | None, str]:
+    """The profile a session uses, and where it came from.
+
+    ``--profile NAME`` wins over the profile stored in a recording
+    (``recorded``: its header entry); ``no_profile`` ignores both.
+    """
+    if no_profile:
+        return None, ""
+    if name:
+        return load_profile(name), ""
+    if recorded:
+        return profile_from_meta(recorded), "stored in the recording"
+    return None, ""
+
+
+class ProfileNote:
+    """A sink that says, at each EMG stream's first block, whether the profile applied.
+
+    ``say(text)`` prints the line (the caller picks stdout, stderr or nothing).
+    After the run, ``applied`` tells whether any stream was calibrated by it.
+    """
+
+    def __init__(self, profile: Profile | None, say, origin: str = "") -> None:
+        self.profile = profile
+        self.say = say
+        self.origin = origin
+        self.seen: set = set()
+        self.applied = False
+
+    def on_item(self, item) -> None:
+        from bridge.stream import SampleChunk
+
+        if self.profile is None or not isinstance(item, SampleChunk) or item.kind != "emg":
+            return
+        key = (item.device, item.stream)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        why = compatibility(self.profile, item.labels, item.rate)
+        if why:
+            self.say(f"warning: {why[0]}; results are not calibrated (no %MVC)")
+            return
+        self.applied = True
+        origin = f"; {self.origin}" if self.origin else ""
+        self.say(f"profile {self.profile.name} applied ({self.profile.describe()}{origin})")
+
+    def after(self, results: dict) -> None:
+        """Warn when the calibrated run found no contraction at all."""
+        if not self.applied:
+            return
+        n = sum(len(d.get("contractions", ())) for d in results.get("devices", {}).values())
+        if n == 0:
+            self.say(f"warning: no contractions detected with profile {self.profile.name}. If "
+                     "the client did contract, its rest baseline is probably too high (a "
+                     "contraction during the rest phase): calibrate again, or compare with "
+                     "--no-profile")

@@ -13,7 +13,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bridge.errors import ConfigError, RecordingError
 from bridge.export import Collector, annotations_from, to_c3d, to_csv, to_edf
-from bridge.recording import MAGIC
+from bridge.profiles import ProfileNote, resolve_profile
+from bridge.recording import MAGIC, RecordingReader
 from bridge.results import session_results
 from bridge.session import Session
 from bridge.sources.base import Connection
@@ -38,7 +39,7 @@ def is_recording(path) -> bool:
 
 
 async def _replay_all(path, session: Session, collector: Collector | None,
-                      progress: bool, console: Console) -> dict:
+                      progress: bool, console: Console, note=None) -> dict:
     transport = ReplayTransport(path, speed=0)
     size = max(1, Path(path).stat().st_size)
     conn = Connection(transport, autostart=False,
@@ -53,6 +54,8 @@ async def _replay_all(path, session: Session, collector: Collector | None,
             async for item in conn:
                 if collector is not None:
                     collector.add(item)
+                if note is not None:
+                    note.on_item(item)
                 session.handle(item)
                 n += 1
                 if n % 500 == 0:
@@ -125,7 +128,8 @@ def _is_number(v: str) -> bool:
         return False
 
 
-def _csv_session(path, rate, columns, session: Session, collector: Collector | None) -> None:
+def _csv_session(path, rate, columns, session: Session, collector: Collector | None,
+                 note=None) -> None:
     x, names, rate = load_csv(path, rate, columns)
     block = max(1, int(rate // 20))
     for i in range(0, x.shape[0], block):
@@ -133,23 +137,38 @@ def _csv_session(path, rate, columns, session: Session, collector: Collector | N
                             i, i / rate, np.ascontiguousarray(x[i:i + block]))
         if collector is not None:
             collector.add(chunk)
+        if note is not None:
+            note.on_item(chunk)
         session.handle(chunk)
     session.finish()
 
 
 def analyze(path, *, rate: float | None = None, columns: list[str] | None = None,
             progress: bool = True, console: Console | None = None,
-            collector: Collector | None = None) -> tuple[dict, Session]:
-    """Results of a recording or a CSV file (EMG columns), and the session behind them."""
+            collector: Collector | None = None, profile: str | None = None,
+            no_profile: bool = False) -> tuple[dict, Session]:
+    """Results of a recording or a CSV file (EMG columns), and the session behind them.
+
+    A recording made with a calibration profile is analysed with it (one line
+    on ``console`` says so); ``profile`` names another one, ``no_profile``
+    ignores it.
+    """
     console = console or Console(stderr=True)
     session = Session()
-    if is_recording(path):
-        stats = asyncio.run(_replay_all(path, session, collector, progress, console))
+    recording = is_recording(path)
+    recorded = RecordingReader(path).meta.get("profile") if recording else None
+    session.profile, origin = resolve_profile(profile, recorded=recorded,
+                                              no_profile=no_profile)
+    note = ProfileNote(session.profile, lambda text: console.print(text, highlight=False, soft_wrap=True),
+                       origin)
+    if recording:
+        stats = asyncio.run(_replay_all(path, session, collector, progress, console, note))
         results = session_results(session)
         results["link"] = json.loads(json.dumps(stats, default=str))
     else:
-        _csv_session(path, rate, columns, session, collector)
+        _csv_session(path, rate, columns, session, collector, note)
         results = session_results(session)
+    note.after(results)
     results["source"] = str(path)
     return results, session
 
@@ -162,21 +181,23 @@ def results_table(results: dict, console: Console) -> None:
 def results_csv(results: dict, out) -> None:
     """Contractions as CSV rows (one per contraction)."""
     w = csv.writer(out)
-    w.writerow(["device", "channel", "muscle", "onset_s", "offset_s", "duration_s", "peak",
-                "mean", "pct_mvc", "truncated"])
+    w.writerow(["device", "channel", "muscle", "onset_s", "offset_s", "duration_s", "peak_mV",
+                "mean_mV", "pct_mvc", "truncated", "censored_onset"])
     for dev, d in results["devices"].items():
         for c in d["contractions"]:
             w.writerow([dev, c["channel"], c["muscle"], f"{c['onset']:.4f}",
                         f"{c['offset']:.4f}", f"{c['offset'] - c['onset']:.4f}",
                         f"{c['peak']:.6g}", f"{c['mean']:.6g}",
                         "" if c["pct_mvc"] is None else f"{c['pct_mvc']:.1f}",
-                        int(c["truncated"])])
+                        int(c["truncated"]), int(bool(c.get("censored_onset")))])
 
 
-def export(path, fmt: str, out, *, rate=None, columns=None, console=None) -> list[Path]:
+def export(path, fmt: str, out, *, rate=None, columns=None, console=None, profile=None,
+           no_profile: bool = False) -> list[Path]:
     """Export a recording or CSV file to csv (a folder), edf, bdf or c3d."""
     collector = Collector()
-    _, session = analyze(path, rate=rate, columns=columns, console=console, collector=collector)
+    _, session = analyze(path, rate=rate, columns=columns, console=console, collector=collector,
+                         profile=profile, no_profile=no_profile)
     streams = collector.streams()
     ann = annotations_from(session, collector)
     if fmt == "csv":
@@ -188,13 +209,14 @@ def export(path, fmt: str, out, *, rate=None, columns=None, console=None) -> lis
     raise ConfigError(f"unknown export format {fmt!r}: choose csv, edf, bdf or c3d")
 
 
-def report(path, out, *, rate=None, columns=None, console=None) -> Path:
+def report(path, out, *, rate=None, columns=None, console=None, profile=None,
+           no_profile: bool = False) -> Path:
     """Self-contained HTML report of a recording or CSV file."""
     from bridge.report import ReportTraces, write_report
 
     collector = Collector()
     results, _ = analyze(path, rate=rate, columns=columns, console=console,
-                         collector=collector)
+                         collector=collector, profile=profile, no_profile=no_profile)
     traces = ReportTraces.from_streams(collector.streams(), results)
     return write_report(out, results, traces, title=f"glutebridge — {Path(path).name}")
 

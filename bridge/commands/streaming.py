@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import time
 
-from bridge.commands.run import Outputs, run_session
+from bridge.commands.run import Outputs, _note, run_session
 from bridge.errors import ConfigError
+from bridge.profiles import ProfileNote, profile_to_meta, resolve_profile
 from bridge.recording import RecordingWriter
 from bridge.session import Session
 from bridge.sources import make_transport
@@ -15,13 +16,15 @@ from bridge.sources.base import Connection
 from bridge.sources.replay import RecordingTransport, recording_meta
 
 
-def session_for(profile: str | None = None, stance_duration: float = 30.0) -> Session:
-    """A Session, calibrated from a saved profile when one is named."""
+def session_for(profile: str | None = None, stance_duration: float = 30.0, *,
+                recorded: dict | None = None, no_profile: bool = False) -> tuple[Session, str]:
+    """A Session, calibrated from a saved profile when one is named, else from the
+    profile stored in the recording being replayed (``recorded``); and where the
+    profile came from."""
     session = Session(stance_duration=stance_duration)
-    if profile:
-        from bridge.profiles import load_profile
-        session.profile = load_profile(profile)
-    return session
+    session.profile, origin = resolve_profile(profile, recorded=recorded,
+                                              no_profile=no_profile)
+    return session, origin
 
 
 async def demo(*, scenario: str = "demo", seed: int = 0, speed: float = 2.0,
@@ -50,27 +53,39 @@ def _sim_stats(stats: dict) -> dict:
 
 async def stream(url: str, *, out: Outputs, record: str | None = None,
                  duration: float | None = None, profile: str | None = None,
-                 stance_duration: float = 30.0, transport_options: dict | None = None,
+                 no_profile: bool = False, stance_duration: float = 30.0,
+                 transport_options: dict | None = None,
                  connection_options: dict | None = None) -> dict:
     """Stream ``url`` (any source URL) through a session to the outputs.
 
     ``record`` appends every raw byte to a crash-safe recording while
     streaming; ``duration`` stops after that many seconds (Ctrl-C stops too,
     and still prints the summary and closes the recording cleanly).
+    ``profile`` names a calibration profile; a replayed recording made with one
+    uses it unless ``profile`` overrides it or ``no_profile``.  A recording
+    made here stores the profile in use (all of it), so files analyse alike.
     """
     transport = make_transport(url, **(transport_options or {}))
     opts = dict(connection_options or {})
+    recorded = None
     if url.lower().startswith("replay://"):
         opts.setdefault("autostart", False)
         # Same device label as the live session, so replayed results match it key for key.
         opts.setdefault("device", transport.reader.meta.get("device") or transport.url)
+        recorded = transport.reader.meta.get("profile")
+    session, origin = session_for(profile, stance_duration, recorded=recorded,
+                                  no_profile=no_profile)
     writer = None
     if record:
+        extra = {}
+        if session.profile is not None:
+            extra["profile"] = profile_to_meta(session.profile)
         writer = RecordingWriter(record, recording_meta(
-            transport, started=time.time(), device=opts.get("device") or transport.url))
+            transport, started=time.time(), device=opts.get("device") or transport.url,
+            **extra))
         transport = RecordingTransport(transport, writer)
     conn = Connection(transport, **opts)
-    session = session_for(profile, stance_duration)
+    note = ProfileNote(session.profile, lambda text: _say(out, text), origin)
     try:
         await conn.open()
         if out.view in ("live", "lines", "auto") and conn.info is not None:
@@ -78,11 +93,22 @@ async def stream(url: str, *, out: Outputs, record: str | None = None,
             out.console.print(f"connected: {i.name} (serial {i.serial}, firmware "
                               f"{i.firmware_version}, protocol v{i.protocol_version})")
         items = _limited(conn, duration) if duration else conn
-        return await run_session(items, session, out, stats=lambda: conn.stats)
+        results = await run_session(items, session, out, stats=lambda: conn.stats,
+                                    extra_sinks=[note])
+        note.after(results)
+        return results
     finally:
         await conn.close()
         if writer is not None:
             writer.close()
+
+
+def _say(out: Outputs, text: str) -> None:
+    """A one-line note, unbroken (scripts grep it); stderr in jsonl mode, none when quiet."""
+    if out.view in ("jsonl", "quiet"):
+        _note(out.console, out.view, text)
+    else:
+        out.console.print(text, soft_wrap=True, highlight=False)
 
 
 async def _limited(conn, duration: float):
@@ -94,11 +120,13 @@ async def _limited(conn, duration: float):
             return
 
 
-async def replay(path: str, *, speed: float, out: Outputs) -> dict:
-    """Play a recording through the same path as live (``speed`` x, 0 = fast)."""
+async def replay(path: str, *, speed: float, out: Outputs, profile: str | None = None,
+                 no_profile: bool = False) -> dict:
+    """Play a recording through the same path as live (``speed`` x, 0 = fast), with the
+    profile it was recorded with unless ``profile`` overrides it or ``no_profile``."""
     if speed < 0:
         raise ConfigError(f"speed must be >= 0 (0 = as fast as possible), got {speed}")
-    return await stream(f"replay://{path}", out=out,
+    return await stream(f"replay://{path}", out=out, profile=profile, no_profile=no_profile,
                         transport_options={"speed": speed})
 
 
