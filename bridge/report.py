@@ -366,12 +366,23 @@ def _ellipse_axes(ap: np.ndarray, ml: np.ndarray, p: float = 0.95):
     return (float(ml.mean()), float(ap.mean())), float(a), float(b), angle
 
 
-def _sway_svg(tr: SwayTrace) -> str:
-    """Pelvis acceleration path (ML right, AP up) with its 95 % prediction ellipse."""
+def _sway_limit(tr: SwayTrace) -> float:
+    """Half-width (m/s^2) that shows the bulk of a sway path and its whole ellipse."""
+    ml, ap = tr.ml - tr.ml.mean(), tr.ap - tr.ap.mean()
+    _, a, b, _ = _ellipse_axes(ap, ml)
+    # A weight-shift transient may overshoot the 99th percentile; it is clipped.
+    return max(float(np.percentile(np.hypot(ap, ml), 99)) * 1.3, a * 1.1, b * 1.1, 1e-6)
+
+
+def _sway_svg(tr: SwayTrace, lim: float | None = None) -> str:
+    """Pelvis acceleration path (ML right, AP up) with its 95 % prediction ellipse.
+
+    ``lim``: the half-width of the plot; the legs of one report share one so that they can
+    be compared by eye (a smaller ellipse must mean a steadier leg).
+    """
     ml, ap = tr.ml - tr.ml.mean(), tr.ap - tr.ap.mean()
     (cx, cy), a, b, ang = _ellipse_axes(ap, ml)
-    # Scale to the bulk of the path (a weight-shift transient may overshoot; it is clipped).
-    lim = max(float(np.percentile(np.hypot(ap, ml), 99)) * 1.3, a * 1.1, b * 1.1, 1e-6)
+    lim = _sway_limit(tr) if lim is None else lim
     S, pad = 300, 34
     s = lambda v: (v + lim) / (2 * lim) * (S - 2 * pad) + pad  # noqa: E731
     cid = f"clip{abs(hash((tr.leg, tr.start))) % 10**8}"
@@ -617,6 +628,7 @@ def _stance_section(stances, traces: list[SwayTrace], age: float | None) -> tupl
     from bridge.balance import compare_legs, grade_stance
 
     html, findings, by_leg, cards = [], [], {}, []
+    lim = max((_sway_limit(t) for t in traces), default=None)  # one scale for every leg
     for ph, r in stances:
         leg = ph.value.get("arg") or "?"
         if r.value is None:
@@ -644,7 +656,7 @@ def _stance_section(stances, traces: list[SwayTrace], age: float | None) -> tupl
                         '<p class="note">Stance too short for sway metrics.</p>')
             + (f'<p class="note">quality flags: {_e(", ".join(res.quality))}</p>'
                if res.quality else "")
-            + (_sway_svg(tr) if tr is not None else "") + "</div>")
+            + (_sway_svg(tr, lim) if tr is not None else "") + "</div>")
         findings.append(f"{_e(res.leg.capitalize())}-leg stance: {r.get('time_achieved').num(1)} s "
                         f"of {r.get('goal').num(0)} s" + (f", touchdown at {tds[0].num(1)} s"
                                                           if tds else " (goal met)"

@@ -271,3 +271,25 @@ def test_live_results_render_exactly_like_their_json():
     html = page(live)
     assert html == page(as_json)
     assert "first touchdown at" in html  # the left leg of the demo touches down at 14 s
+
+
+def test_both_legs_sway_plots_share_one_scale():
+    import re
+
+    from bridge.simulator import scenarios
+
+    class Keep:  # a sink that keeps every stream item for the report's traces
+        def __init__(self):
+            self.col = Collector()
+
+        def on_item(self, item):
+            self.col.add(item)
+
+    session, keep = Session(), Keep()
+    asyncio.run(run_items(virtual_items(scenarios.build("single-leg", seed=0), speed=0),
+                          session, [keep]))
+    col = keep.col
+    results = session_results(session)
+    html = render_report(results, ReportTraces.from_streams(col.streams(), results))
+    scales = re.findall(r"ML \(m/s&#178;\), &#177;([0-9.]+)", html)
+    assert len(scales) == 2 and scales[0] == scales[1], scales
