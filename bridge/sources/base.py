@@ -117,7 +117,7 @@ class Connection(LinkSink):
 
     Items are what :class:`bridge.stream.StreamAssembler` returns
     (``SampleChunk``, ``Gap``, and ``DeviceEvent`` wrapping DeviceInfo,
-    Status, Marker or Ack packets), in arrival order, plus ``DeviceEvent``\ s
+    Status, Marker or Ack packets), in arrival order, plus ``DeviceEvent`` items
     wrapping a :class:`LinkState` when the link drops, each failed reconnect
     attempt, when it is back and when the connection gives up.  Use as an async context manager (see
     :func:`bridge.sources.open`)::

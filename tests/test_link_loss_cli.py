@@ -1,0 +1,248 @@
+"""A live stream whose device goes away says so at once, keeps trying, and Ctrl-C ends it.
+
+Real processes as a user runs them: ``glutebridge simulate --serve tcp://...`` in one,
+``glutebridge stream tcp://...`` in another; plus the Connection's link items directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge.errors import TransportError
+from bridge.simulator.serve import serve
+from bridge.sources import open as bopen
+from bridge.sources.base import LinkState
+from bridge.stream import DeviceEvent
+from transport_checks import make_signals
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _cmd(*args) -> list[str]:
+    exe = shutil.which("glutebridge")
+    return ([exe] if exe else [sys.executable, "-m", "bridge.cli"]) + [str(a) for a in args]
+
+
+def _env() -> dict:
+    return dict(os.environ, COLUMNS="200",
+                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Lines:
+    """Read a process's stdout in a thread: (arrival time, line) pairs, waitable."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.q: queue.Queue = queue.Queue()
+        self.seen: list[tuple[float, str]] = []
+        threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True).start()
+
+    def _pump(self, fh) -> None:
+        for line in fh:
+            self.q.put((time.monotonic(), line.rstrip("\n")))
+        self.q.put(None)
+
+    def wait_for(self, text: str, timeout: float) -> tuple[float, str]:
+        for t, line in self.seen:
+            if text in line:
+                return t, line
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no line with {text!r} within {timeout} s; got:\n"
+                                     + "\n".join(x for _, x in self.seen[-30:]))
+            try:
+                got = self.q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if got is None:
+                raise AssertionError(f"output ended without {text!r}:\n"
+                                     + "\n".join(x for _, x in self.seen[-30:]))
+            self.seen.append(got)
+            if text in got[1]:
+                return got
+
+    def rest(self) -> str:
+        while True:
+            try:
+                got = self.q.get(timeout=10)
+            except queue.Empty:
+                break
+            if got is None:
+                break
+            self.seen.append(got)
+        return "\n".join(x for _, x in self.seen)
+
+
+def _simulator(port: int, speed: float, cwd) -> subprocess.Popen:
+    proc = subprocess.Popen(_cmd("simulate", "--serve", f"tcp://127.0.0.1:{port}",
+                                 "--scenario", "demo", "--speed", speed),
+                            cwd=cwd, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # listening?
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("simulator did not start listening")
+
+
+def test_stream_reports_link_loss_reconnects_and_ctrl_c_summarises(tmp_path):
+    port = _free_port()
+    sim = _simulator(port, 40, tmp_path)  # the 93 s demo in ~2.3 s, then it ends
+    stream = subprocess.Popen(_cmd("stream", f"tcp://127.0.0.1:{port}", "--view", "lines",
+                                   "--record", "r.gbrec", "--json", "r.json"),
+                              cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        lines = _Lines(stream)
+        lines.wait_for("connected:", 30)
+        # The scenario ends: the simulator says so and exits cleanly (no asyncio traceback).
+        out, err = sim.communicate(timeout=60)
+        ended = time.monotonic()
+        assert sim.returncode == 0, err
+        assert "scenario finished" in out and "clients disconnected" in out
+        assert "Traceback" not in err and "CancelledError" not in err, err
+
+        # The stream says so at once, and that it keeps trying.
+        t_lost, lost = lines.wait_for("link lost:", 10)
+        assert t_lost - ended < 2.0, (t_lost - ended, lost)
+        assert "device closed the connection" in lost and "reconnecting in" in lost
+        assert "keeps trying" in lost and "Ctrl-C" in lost
+        _, retry = lines.wait_for("(attempt 2)", 5)
+        assert "no link for" in retry and "connection refused" in retry
+
+        # The device is back (a new simulator on the same port): reconnects, says so.
+        sim = _simulator(port, 1, tmp_path)
+        _, back = lines.wait_for("reconnected after", 10)
+        assert "the gap is marked" in back
+
+        # Ctrl-C on the simulator while the host is connected: a clean stop, said so.
+        time.sleep(0.5)
+        sim.send_signal(signal.SIGINT)
+        out, err = sim.communicate(timeout=30)
+        assert "simulator stopped (Ctrl-C)" in out, (out, err)
+        assert "Traceback" not in err, err
+        lines.wait_for("link lost:", 5)
+
+        # Ctrl-C on the stream while it is reconnecting: it ends with the summary.
+        stream.send_signal(signal.SIGINT)
+        stream.wait(timeout=60)
+        text = lines.rest()
+        assert stream.returncode == 0, stream.stderr.read()
+        assert "stopped (Ctrl-C)" in text and "Summary" in text
+        res = json.loads((tmp_path / "r.json").read_text())
+        assert res["interrupted"] is True
+        assert res["link"]["link_losses"] == 2 and res["link"]["reconnects"] == 1
+    finally:
+        for p in (sim, stream):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+# ------------------------------------------------------------ the Connection's items
+def _changes(items) -> list[LinkState]:
+    return [i.packet for i in items if isinstance(i, DeviceEvent)
+            and isinstance(i.packet, LinkState)]
+
+
+async def _served(stop: asyncio.Event, seconds: float, speed: float, port: int = 0):
+    ready = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(f"tcp://127.0.0.1:{port}", make_signals(seconds),
+                                     stop=stop, speed=speed, on_ready=ready.set_result))
+    info = await asyncio.wait_for(ready, 5)
+    return task, info["url"]
+
+
+async def test_connection_reports_lost_retrying_and_gave_up_in_order():
+    stop = asyncio.Event()
+    task, url = await _served(stop, 1.0, 4)
+    items: list = []
+    async with bopen(url, backoff=(0.05, 0.2), reconnect_timeout=0.6) as conn:
+        assert conn.link_events  # tcp: on by default
+        with pytest.raises(TransportError, match="not back after"):
+            async with asyncio.timeout(10):
+                async for item in conn:
+                    items.append(item)
+    await task
+    ch = _changes(items)
+    assert [c.state for c in ch][0] == "lost" and ch[-1].state == "gave_up"
+    assert {c.state for c in ch[1:-1]} == {"retrying"}
+    assert ch[0].attempt == 0 and ch[0].retry_in == 0.05 and ch[0].give_up_after == 0.6
+    assert [c.attempt for c in ch[1:]] == list(range(1, len(ch)))
+    assert all(b.down_for >= a.down_for for a, b in zip(ch[1:], ch[2:]))
+    assert ch[-1].down_for > 0.6 and "refused" in ch[-1].reason
+    assert not ch[0].reason.startswith("tcp://")  # the URL is not repeated in the reason
+    # The loss comes after the last sample the link delivered: in order with the data.
+    assert items.index(next(i for i in items if getattr(i, "packet", None) is ch[0])) > 0
+
+
+async def test_connection_reports_reconnected_before_the_gap():
+    stop = asyncio.Event()
+    port = _free_port()
+    task, url = await _served(stop, 0.8, 4, port)
+    items: list = []
+    async with bopen(url, backoff=(0.05, 0.1)) as conn:
+        async def consume():
+            async for item in conn:
+                items.append(item)
+        consumer = asyncio.create_task(consume())
+        await task  # the device played everything and hung up
+        await asyncio.sleep(0.3)  # a few failed attempts
+        stop2 = asyncio.Event()
+        task2, _ = await _served(stop2, 2.0, 4, port)  # back on the same port
+        for _ in range(100):
+            if any(c.state == "reconnected" for c in _changes(items)):
+                break
+            await asyncio.sleep(0.05)
+        stop2.set()
+        await task2
+        consumer.cancel()
+    ch = _changes(items)
+    states = [c.state for c in ch]
+    assert states[0] == "lost" and "retrying" in states and "reconnected" in states
+    back = ch[states.index("reconnected")]
+    assert back.attempt >= 2 and back.down_for >= 0.3
+    from bridge.stream import SampleChunk
+
+    def index(change):
+        return next(k for k, i in enumerate(items) if getattr(i, "packet", None) is change)
+    # No sample between the loss and "reconnected": the new link's data come after it.
+    i_lost, i_back = index(ch[0]), index(back)
+    assert not any(isinstance(i, SampleChunk) for i in items[i_lost:i_back])
+    assert any(isinstance(i, SampleChunk) for i in items[:i_lost])
+    assert any(isinstance(i, SampleChunk) for i in items[i_back:])
+    assert conn.stats["reconnects"] == 1
+
+
+async def test_sim_and_replay_sources_do_not_report_link_items_by_default():
+    from bridge.sources import make_transport
+    from bridge.sources.base import Connection
+
+    t = make_transport("sim://test", signals=make_signals(0.5))
+    assert Connection(t).link_events is False
+    assert Connection(t, link_events=True).link_events is True
+    assert Connection(make_transport("tcp://127.0.0.1:9")).link_events is True
