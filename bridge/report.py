@@ -258,10 +258,11 @@ def _timeline_svg(dev: _Node, trace: EmgTrace | None, rates: dict) -> str:
         env = None
         if trace is not None and ch < trace.envelope.shape[1]:
             env = trace.envelope[:, ch]
-        # Own scale per row, but never so small that a silent muscle's noise fills its row.
-        peak = max([c["peak"] for c in mine] + [0.3 * all_peak]
-                   + ([float(np.percentile(env, 99.5))] if env is not None and env.size else [])
-                   + [1e-9])
+        # Own scale per row, but never so small that a silent muscle's noise fills its row:
+        # at least 30 % of the strongest contraction, and 8x the row's median envelope (its
+        # rest level; contractions are usually >10x rest), so rest looks like rest.
+        floor = [8.0 * float(np.median(env))] if env is not None and env.size else []
+        peak = max([c["peak"] for c in mine] + [0.3 * all_peak] + floor + [1e-9])
         sy = lambda v: base - min(v / peak, 1.15) * (row - 12)  # noqa: E731
         parts.append(f'<line class="axis" x1="{left}" x2="{W - right}" y1="{base}" y2="{base}"/>')
         parts.append(f'<text x="{left - 8}" y="{y0 + row / 2 + 4:.1f}" text-anchor="end">'
@@ -277,9 +278,9 @@ def _timeline_svg(dev: _Node, trace: EmgTrace | None, rates: dict) -> str:
                          f'y2="{base}"/>')
         if env is not None and env.size:
             parts.append(_polyline([sx(t) for t in trace.time], [sy(v) for v in env], "env"))
-    legend = ("green band: contraction (solid line onset, dashed offset); black: EMG envelope; "
-              "red: lost samples" if trace is not None else
-              "green band: contraction (solid line onset, dashed offset); red: lost samples")
+    legend = ("green band: contraction (solid green line onset, dashed grey offset); "
+              + ("black: EMG envelope; " if trace is not None else "")
+              + "red: lost samples; background: protocol phase")
     return (_svg(W, H, "".join(parts), "activation timeline per muscle")
             + f'<p class="note">{legend}. Time on the session timeline.</p>')
 
@@ -573,8 +574,9 @@ def _fatigue_section(reps) -> str:
                         f"{fat.get('mdf_change_pct').num(1, sign=True, unit='%')}. "
                         + _fatigue_reading(tr.value, fat.value.get("mdf_change_pct"))
                         + "</p>" + _fatigue_svg(fat.value))
-    return "".join(html) or ('<p class="note">No fatigue trend in these results (it needs the '
-                             "raw EMG of each rep).</p>")
+    return "".join(html) or ('<p class="note">No fatigue trend: it needs at least two reps '
+                             "of a muscle with a spectrum (each rep's MNF/MDF is taken as it "
+                             "ends).</p>")
 
 
 def _holds_section(holds: list[tuple[_Node, _Node]]) -> tuple[str, list[str]]:
