@@ -3,7 +3,7 @@
 (function () {
   const st = {
     labels: [], emg: [], imu: [], events: [], intervals: {}, open: {}, t: 0, window: 10,
-    phase: null, stance: null, link: { lost: 0, gaps: 0 }, peak: [],
+    phase: null, stance: null, link: { lost: 0, gaps: 0 }, peak: [], seen: [],
   };
   // Counters for people and tests: how much the page has received and drawn.
   const gb = (window.gb = { updates: 0, emgPoints: 0, imuPoints: 0, events: 0, draws: 0,
@@ -77,9 +77,16 @@
         const a = Math.max(sx(st.open[i]), left);
         ctx.fillRect(a, y0, W - 8 - a, rowH - 4);
       }
-      let peak = 1e-9;
-      for (const p of st.emg) peak = Math.max(peak, p[i + 1] || 0);
-      st.peak[i] = Math.max((st.peak[i] || 0) * 0.995, peak);  // slow auto-scale
+      // Row scale: the window's peak, but never so small that rest noise fills the row --
+      // at least 8x the row's median (its rest level) and 30 % of the strongest envelope
+      // seen on any row this session -- decaying slowly so the picture does not jump.
+      const vals = st.emg.map((p) => p[i + 1] || 0).sort((a, b) => a - b);
+      const med = vals.length ? vals[vals.length >> 1] : 0;
+      const peak = vals.length ? vals[vals.length - 1] : 0;
+      st.seen[i] = Math.max(st.seen[i] || 0, peak);
+      const strongest = Math.max(0, ...st.seen.filter((v) => v !== undefined));
+      const target = Math.max(peak, 8 * med, 0.3 * strongest, 1e-9);
+      st.peak[i] = Math.max((st.peak[i] || 0) * 0.995, target);
       const scale = (rowH - 10) / st.peak[i];
       ctx.strokeStyle = "#d6dbe3"; ctx.beginPath(); ctx.moveTo(left, base);
       ctx.lineTo(W - 8, base); ctx.stroke();
@@ -92,6 +99,8 @@
       ctx.stroke();
       ctx.fillStyle = "#1d2430";
       ctx.fillText((st.labels[i] || "ch" + i).replace(/_/g, " "), 6, y0 + rowH / 2 + 4);
+      ctx.fillStyle = "#5b6575";  // full scale of the row (envelope in mV on the wire)
+      ctx.fillText(Math.round(st.peak[i] * 1000) + " µV", 6, y0 + rowH / 2 + 18);
     }
     ctx.fillStyle = "#5b6575";
     for (let s = Math.ceil(t0); s <= t1 - 0.5; s += 2) {
