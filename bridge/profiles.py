@@ -5,7 +5,10 @@ contraction (MVC) per channel and saves them; sessions started with
 ``--profile NAME`` calibrate every contraction detector with them, so onsets
 use the client's real rest baseline and amplitudes come out in %MVC.  The raw
 blocks are stored (not derived numbers) so that newer detectors, with other
-filters, calibrate correctly from the same profile.
+filters, calibrate correctly from the same profile.  A recording made with a
+profile carries the whole profile in its header (:func:`profile_to_meta`), so
+replays and file analyses reproduce the live %MVC anywhere.  :func:`check_profile`
+is the quality gate ``calibrate`` applies before saving.
 """
 
 from __future__ import annotations
