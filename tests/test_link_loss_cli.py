@@ -246,3 +246,57 @@ async def test_sim_and_replay_sources_do_not_report_link_items_by_default():
     assert Connection(t).link_events is False
     assert Connection(t, link_events=True).link_events is True
     assert Connection(make_transport("tcp://127.0.0.1:9")).link_events is True
+
+
+# ------------------------------------------------------------------ the views
+def _link(state, attempt=0, down=0.0, reason="the device closed the connection", retry=0.05):
+    return DeviceEvent("pod", 100.0 + down, LinkState("pod", state, 100.0 + down, reason,
+                                                      attempt, retry, down))
+
+
+def test_lines_view_prints_every_change_but_throttles_a_long_outage():
+    import io
+
+    from rich.console import Console
+
+    from bridge.sinks.console import ConsoleSink
+
+    buf = io.StringIO()
+    sink = ConsoleSink(Console(file=buf, width=300, highlight=False))
+    sink.on_item(_link("lost"))
+    for k in range(1, 40):  # 39 failed attempts, 2 s apart: 78 s without the device
+        sink.on_item(_link("retrying", k, 2.0 * k, "connection refused", 2.0))
+    sink.on_item(_link("reconnected", 40, 79.0))
+    lines = buf.getvalue().splitlines()
+    assert "link lost: the device closed the connection; reconnecting in 0.1 s (attempt 1), " \
+           "keeps trying until the device is back — Ctrl-C to stop" in lines[0]
+    assert "no link for 2.0 s: connection refused; reconnecting in 2.0 s (attempt 2)" in lines[1]
+    assert "no link for 4.0 s; reconnecting" in lines[2]  # the same reason is not repeated
+    retries = [x for x in lines if "no link for" in x]
+    assert 8 <= len(retries) <= 12  # first attempts, then about one line per 10 s
+    assert "reconnected after 79.0 s (40 attempts); the gap is marked" in lines[-1]
+
+
+def test_live_view_headline_shows_the_lost_link_until_it_is_back():
+    from rich.console import Console
+
+    import io
+
+    from bridge.sinks.live import LiveView
+
+    view = LiveView("t")
+    console = Console(width=200, record=True, file=io.StringIO())
+
+    def screen():
+        console.print(view.render())
+        return console.export_text(clear=True)
+
+    assert "link LOST" not in screen()
+    view.on_item(_link("lost"))
+    view.on_item(_link("retrying", 3, 1.5, "connection refused", 0.4))
+    text = screen()
+    assert "link LOST for" in text and "reconnecting (attempt 4)" in text
+    assert "link lost: the device closed the connection" in text  # in the events panel
+    view.on_item(_link("reconnected", 4, 2.0))
+    text = screen()
+    assert "link LOST" not in text and "reconnected after 2.0 s" in text

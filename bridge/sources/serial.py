@@ -30,7 +30,16 @@ class _Protocol(asyncio.Protocol):
             return  # closed on purpose
         self.owner._proto = None
         self.owner._transport = None
-        self.sink.link_lost(exc or TransportError(f"{self.owner.url}: port closed"))
+        if exc is None:
+            exc = TransportError(f"{self.owner.url}: the port closed")
+        else:
+            # pyserial's words ("device reports readiness to read but returned no data...")
+            # don't tell a user what happened; keep them as the cause.
+            err = TransportError(f"{self.owner.url}: the port went away (unplugged, or the "
+                                 "device switched off or reset)")
+            err.__cause__ = exc
+            exc = err
+        self.sink.link_lost(exc)
 
 
 class SerialTransport(Transport):
