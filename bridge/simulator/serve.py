@@ -22,7 +22,10 @@ This is what ``glutebridge simulate --serve TARGET`` runs.  The CLI calls::
 
 The device is paced in real time, or ``speed`` times faster.  ``serve``
 returns when the recording has been played (unless ``loop=True``) or when
-``stop`` (an ``asyncio.Event``) is set.  ``on_ready(info)`` is called once the
+``stop`` (an ``asyncio.Event``) is set, or is cancelled (Ctrl-C): like a
+wearable switched off, it closes the link, so a connected host sees the link
+lost (and keeps trying to reconnect); client handlers end before it returns
+(no stray tasks for the event loop's shutdown).  ``on_ready(info)`` is called once the
 target is up with ``{"url": ..., ...}``; by default the info is printed.
 """
 
