@@ -32,7 +32,8 @@ def _outputs(args, title: str = "glutebridge"):
                    report_path=getattr(args, "report", None),
                    dashboard=getattr(args, "dashboard", False),
                    dashboard_port=getattr(args, "port", 8765),
-                   lsl=getattr(args, "lsl", False), title=title)
+                   lsl=getattr(args, "lsl", False), age=getattr(args, "age", None),
+                   title=title)
 
 
 def _faults(args):
@@ -87,7 +88,7 @@ def cmd_analyze(args) -> int:
 
     results, _ = analyze(args.file, rate=args.rate, columns=args.columns,
                          progress=not args.no_progress, profile=args.profile,
-                         no_profile=args.no_profile)
+                         no_profile=args.no_profile, age=args.age)
     out = open(args.output, "w") if args.output else sys.stdout
     try:
         if args.format == "json":
@@ -117,7 +118,7 @@ def cmd_report(args) -> int:
     from bridge.commands.files import report
 
     print(report(args.file, args.output, rate=args.rate, columns=args.columns,
-                 profile=args.profile, no_profile=args.no_profile))
+                 profile=args.profile, no_profile=args.no_profile, age=args.age))
     return 0
 
 
@@ -177,6 +178,23 @@ def _add_output_options(p, report_default=None) -> None:
     p.add_argument("--port", type=int, default=8765, help="dashboard port (default 8765)")
     p.add_argument("--lsl", action="store_true",
                    help="publish raw channels and events as Lab Streaming Layer outlets")
+    _add_age_option(p)
+
+
+def _age(text: str) -> float:
+    try:
+        age = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of years") from None
+    if not 1 <= age <= 120:
+        raise argparse.ArgumentTypeError(f"{age:g} years is not a plausible age (1-120)")
+    return age
+
+
+def _add_age_option(p) -> None:
+    p.add_argument("--age", type=_age, metavar="YEARS",
+                   help="client's age: single-leg stance is graded against timed unipedal "
+                        "stance norms for that age (Springer 2007) as well as the goal")
 
 
 def _add_fault_options(p, drop=0.0, bits=0.0) -> None:
@@ -201,7 +219,7 @@ def _add_profile_options(p, recorded: bool = True, live: bool = False) -> None:
                    else "no calibration profile")
 
 
-def _add_file_options(p) -> None:
+def _add_file_options(p, age: bool = True) -> None:
     p.add_argument("file", help="a recording (.gbrec) or a CSV file of EMG columns in mV "
                    "(convert volts or µV first: peaks and %%MVC are reported in mV)")
     p.add_argument("--rate", type=float,
@@ -209,6 +227,8 @@ def _add_file_options(p) -> None:
     p.add_argument("--columns", nargs="+", metavar="NAME",
                    help="CSV columns to analyse (default: all but the time column)")
     _add_profile_options(p)
+    if age:
+        _add_age_option(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="export to CSV, EDF+, BDF+ or C3D",
                        description="Exports samples (gaps left empty or annotated) and events "
                        "(contractions, phases, gaps as annotations).")
-    _add_file_options(e)
+    _add_file_options(e, age=False)
     e.add_argument("--to", choices=["csv", "edf", "bdf", "c3d"], required=True,
                    help="output format")
     e.add_argument("-o", "--output", required=True, help="output file (a folder for csv)")
@@ -281,7 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("-o", "--output", default="report.html", help="default report.html")
     rp.set_defaults(func=cmd_report)
 
-    sc = sub.add_parser("scan", help="find BLE wearables")
+    sc = sub.add_parser("scan", help="find BLE wearables",
+                        description="Scans for Bluetooth LE wearables that advertise the "
+                        "glutebridge service and lists their address, name and signal "
+                        "strength; use the address as ble://ADDRESS. Needs BlueZ (Linux) or "
+                        "the platform's Bluetooth stack; without an adapter it says so.")
     sc.add_argument("--timeout", type=float, default=5.0, help="seconds to scan (default 5)")
     sc.set_defaults(func=cmd_scan)
 
@@ -313,7 +337,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the profile even when the checks fail")
     c.set_defaults(func=cmd_calibrate)
 
-    t = sub.add_parser("test", help="guided protocols: single-leg stance, activation test")
+    t = sub.add_parser(
+        "test", help="guided protocols: single-leg stance, activation test",
+        description="single-leg: prompts each leg in turn (default right, then left), "
+        "counts down the stance goal (default 30 s) from the moment the foot leaves the "
+        "floor, stops at the first touchdown, then compares the legs and grades them "
+        "(--age for age norms). activation: rest, maximal contraction, 5 glute bridges and a "
+        "10 s hold, then firing order (glute vs hamstrings and lumbar erectors), onset "
+        "latencies, left/right symmetry and hold times. Both end with a summary and "
+        "--report/--json files.")
     t.add_argument("protocol", choices=["single-leg", "activation"])
     t.add_argument("url", help="source URL of the wearable (sim://single-leg to try)")
     t.add_argument("--legs", default="right,left", help="legs in order (default right,left)")

@@ -28,8 +28,11 @@ def _side_names(names: dict[int, str], suffix: str) -> list[str]:
     return [m + suffix for m in _SIDE_ORDER if m + suffix in have]
 
 
-def phase_results(session, device: str) -> list[dict]:
-    """Analytics per phase of ``device``: reps, holds, stance; plain dicts."""
+def phase_results(session, device: str, age: float | None = None) -> list[dict]:
+    """Analytics per phase of ``device``: reps, holds, stance; plain dicts.
+
+    ``age`` (years) grades single-leg stance against age norms as well as the goal.
+    """
     dev = session.devices[device]
     contractions = session.contractions(device)
     names = session.channel_names(device)
@@ -49,18 +52,18 @@ def phase_results(session, device: str) -> list[dict]:
         elif ph.name == "stance":
             leg = ph.arg or "left"
             res = [r for lg, r in dev.stance_results if lg == leg]
-            entry["stance"] = [_stance_dict(r) for r in res]
+            entry["stance"] = [_stance_dict(r, age) for r in res]
         out.append(entry)
     return out
 
 
-def _stance_dict(r) -> dict | None:
+def _stance_dict(r, age: float | None = None) -> dict | None:
     if r is None:
         return None
     from bridge.balance import grade_stance
 
     d = r.to_dict()
-    d["grade"] = _as_dict(grade_stance(r))
+    d["grade"] = _as_dict(grade_stance(r, age))
     return d
 
 
@@ -124,9 +127,14 @@ def _as_dict(obj):
     return obj
 
 
-def session_results(session) -> dict:
-    """Everything a report needs, per device: contractions, phases, link counters."""
-    out = {"devices": {}}
+def session_results(session, age: float | None = None) -> dict:
+    """Everything a report needs, per device: contractions, phases, link counters.
+
+    ``age`` (years, optional) grades single-leg stance against age norms too.
+    """
+    out: dict = {"devices": {}}
+    if age is not None:
+        out["age"] = float(age)
     for name, dev in session.devices.items():
         out["devices"][name] = {
             "channels": session.channel_names(name),
@@ -141,8 +149,8 @@ def session_results(session) -> dict:
             "summary": (_reps_summary(session.contractions(name), session.channel_names(name),
                                       lambda c, name=name: session.spectrum(name, c))
                         if session.contractions(name) and not dev.phases else None),
-            "phases": phase_results(session, name),
-            "stance_comparison": stance_comparison(session, name),
+            "phases": phase_results(session, name, age),
+            "stance_comparison": stance_comparison(session, name, age),
             "gaps": [{"stream": g.stream, "first_sample": g.first_sample,
                       "n_samples": g.n_samples, "reason": g.reason} for g in dev.gaps],
         }

@@ -207,11 +207,19 @@ def test_ctrl_c_ends_a_live_stream_with_its_summary_results_and_report(tmp_path)
 
 def test_guided_single_leg_test_with_the_scripted_virtual_client(tmp_path):
     r = glutebridge("test", "single-leg", "sim://single-leg?speed=25", "--view", "lines",
-                    "--json", "sl.json", cwd=tmp_path)
+                    "--json", "sl.json", "--age", "70", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = " ".join(r.stdout.split())
     assert "right leg: 30.0 s of 30 s — goal met" in out
     assert "left leg: 14.0 s of 30 s" in out and "left leg weaker" in out
+    # graded against the age norm too (Springer 2007: 16.7 s at 70-79, eyes open)
+    assert "grade: below norm (age norm 16.7 s" in out
+    res = json.loads((tmp_path / "sl.json").read_text())
+    assert res["age"] == 70.0
+    (dev,) = res["devices"].values()
+    assert dev["stance_comparison"]["left"]["norm_s"] == 16.7
+    r = glutebridge("test", "single-leg", "sim://single-leg", "--age", "300", cwd=tmp_path)
+    assert r.returncode == 2 and "not a plausible age" in r.stderr
 
 
 def test_calibrate_then_stream_with_the_profile(tmp_path):

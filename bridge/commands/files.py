@@ -146,7 +146,7 @@ def _csv_session(path, rate, columns, session: Session, collector: Collector | N
 def analyze(path, *, rate: float | None = None, columns: list[str] | None = None,
             progress: bool = True, console: Console | None = None,
             collector: Collector | None = None, profile: str | None = None,
-            no_profile: bool = False) -> tuple[dict, Session]:
+            no_profile: bool = False, age: float | None = None) -> tuple[dict, Session]:
     """Results of a recording or a CSV file (EMG columns), and the session behind them.
 
     A recording made with a calibration profile is analysed with it (one line
@@ -163,11 +163,11 @@ def analyze(path, *, rate: float | None = None, columns: list[str] | None = None
                        origin)
     if recording:
         stats = asyncio.run(_replay_all(path, session, collector, progress, console, note))
-        results = session_results(session)
+        results = session_results(session, age=age)
         results["link"] = json.loads(json.dumps(stats, default=str))
     else:
         _csv_session(path, rate, columns, session, collector, note)
-        results = session_results(session)
+        results = session_results(session, age=age)
     note.after(results)
     results["source"] = str(path)
     return results, session
@@ -210,15 +210,16 @@ def export(path, fmt: str, out, *, rate=None, columns=None, console=None, profil
 
 
 def report(path, out, *, rate=None, columns=None, console=None, profile=None,
-           no_profile: bool = False) -> Path:
+           no_profile: bool = False, age: float | None = None) -> Path:
     """Self-contained HTML report of a recording or CSV file."""
     from bridge.report import ReportTraces, write_report
 
     collector = Collector()
     results, _ = analyze(path, rate=rate, columns=columns, console=console,
-                         collector=collector, profile=profile, no_profile=no_profile)
+                         collector=collector, profile=profile, no_profile=no_profile, age=age)
     traces = ReportTraces.from_streams(collector.streams(), results)
-    return write_report(out, results, traces, title=f"glutebridge — {Path(path).name}")
+    return write_report(out, results, traces, title=f"glutebridge — {Path(path).name}",
+                        age=age)
 
 
 def check_readable(path) -> None:

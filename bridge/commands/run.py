@@ -34,6 +34,7 @@ class Outputs:
     json_path: str | None = None
     report_path: str | None = None
     dashboard: bool = False
+    age: float | None = None  #: client's age in years: single-leg stance graded by age norms
     dashboard_port: int = 8765
     lsl: bool = False
     title: str = "glutebridge"
@@ -88,7 +89,7 @@ async def run_session(items, session: Session, out: Outputs, *, stats=None,
                 on_tick=lambda: live.update(live_view.render(), refresh=True))
         else:
             interrupted = await run_items(items, session, sinks, stop_on_cancel=True)
-    results = session_results(session)
+    results = session_results(session, age=out.age)
     if interrupted:
         # Ctrl-C ends a live stream: what was received is summarised and saved as usual.
         results["interrupted"] = True
@@ -104,7 +105,7 @@ async def run_session(items, session: Session, out: Outputs, *, stats=None,
     if out.report_path:
         from bridge.report import ReportTraces, write_report
         traces = ReportTraces.from_streams(collector.streams(), results) if collector else None
-        write_report(out.report_path, results, traces, title=out.title)
+        write_report(out.report_path, results, traces, title=out.title, age=out.age)
         _note(console, view, f"report written to {out.report_path}")
     return results
 

@@ -159,8 +159,10 @@ def _stance_text(r) -> str:
         text += (f"; sway RMS {sway['rms']:.3f} m/s², jerk {sway['jerk']:.1f}, "
                  f"ellipse {sway['ellipse_area_95']:.3f} (m/s²)²")
     grade = r.get("grade")
-    if grade:
-        text += f" [{grade['grade']}]"
+    if grade:  # (not in [brackets]: rich would read them as markup and print nothing)
+        text += f"; grade: {grade['grade']}"
+        if grade.get("norm_s"):
+            text += f" (age norm {grade['norm_s']:.1f} s, {grade['source']})"
     if r.get("quality"):
         text += f" (flags: {', '.join(r['quality'])})"
     return text
