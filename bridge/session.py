@@ -25,6 +25,7 @@ import firmware_protocol as fp
 from bridge.analytics.fatigue import SegmentFrequency
 from bridge.emg import Contraction, ContractionDetector, Offset, Onset
 from bridge.spectra import RawHistory, contraction_spectrum
+from bridge.sources.base import LinkState
 from bridge.stream import DeviceEvent, Gap, SampleChunk
 
 
@@ -82,7 +83,7 @@ class LinkEvent:
     """Link health worth showing: gaps (lost samples), status, device info."""
 
     device: str
-    kind: str  # "gap" | "status" | "info" | "ack"
+    kind: str  # "gap" | "status" | "info" | "ack" | "marker" | "link"
     time: float
     detail: object
 
@@ -315,6 +316,8 @@ class Session:
             return [LinkEvent(e.device, "info", t, p)]
         if isinstance(p, fp.Ack):
             return [LinkEvent(e.device, "ack", t, p)]
+        if isinstance(p, LinkState):  # the host's view of the link (bridge.sources.base)
+            return [LinkEvent(e.device, "link", t, p)]
         return []
 
     def _phase(self, dev, device, name, arg, t, host_time) -> list:

@@ -141,3 +141,21 @@ def test_each_line_is_flushed_before_the_writer_finishes():
         p.stdin.close()
         p.wait(timeout=30)
     assert p.returncode == 0
+
+
+def test_link_changes_are_json_lines_too():
+    """A Connection's LinkState items reach scripts as {"type": "link", ...} lines."""
+    from bridge.sources.base import LinkState
+    from bridge.stream import DeviceEvent
+
+    session = Session()
+    buf = io.StringIO()
+    sink = JsonlSink(buf)
+    for st in (LinkState("pod", "lost", 10.0, "the device closed the connection", 0, 0.1),
+               LinkState("pod", "reconnected", 12.5, "", 2, None)):
+        for ev in session.handle(DeviceEvent("pod", st.host_time, st)):
+            sink.on_event(ev)
+    lines = [json.loads(x) for x in buf.getvalue().splitlines()]
+    assert [(d["type"], d["state"]) for d in lines] == [("link", "lost"), ("link", "reconnected")]
+    assert lines[0]["reason"] == "the device closed the connection" and lines[0]["retry_in"] == 0.1
+    assert lines[1]["attempt"] == 2

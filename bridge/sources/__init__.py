@@ -17,7 +17,7 @@ URLs
 Every source shares one path (bytes -> decoder -> StreamAssembler -> queue);
 see :mod:`bridge.sources.base`.  Keyword options go to :class:`Connection`
 (``queue_size``, ``handshake_timeout``, ``command_timeout``, ``reconnect``,
-``backoff``, ``reconnect_timeout``, ``autostart``, ``clock_factory``,
+``backoff``, ``reconnect_timeout``, ``autostart``, ``link_events``, ``clock_factory``,
 ``device``) or to the transport (e.g. ``signals``/``faults``/``speed``/``wearable`` for
 ``sim://``, ``baud`` for serial, ``scan_timeout``/``connect_timeout`` for BLE).
 """
@@ -36,7 +36,8 @@ __all__ = ["Connection", "FoundDevice", "LinkSink", "Transport", "make_transport
            "open_many", "scan"]
 
 _CONNECTION_OPTIONS = {"device", "queue_size", "handshake_timeout", "command_timeout",
-                       "reconnect", "backoff", "reconnect_timeout", "autostart", "clock_factory"}
+                       "reconnect", "backoff", "reconnect_timeout", "autostart", "clock_factory",
+                       "link_events"}
 _SCHEMES = ("ble", "serial", "tcp", "sim", "replay")
 
 
