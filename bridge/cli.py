@@ -69,7 +69,9 @@ def cmd_stream(args) -> int:
 
     _run(stream(args.url, out=_outputs(args, f"glutebridge — {args.url}"), record=args.record,
                 duration=args.duration, profile=args.profile, no_profile=args.no_profile,
-                stance_duration=args.stance_duration))
+                stance_duration=args.stance_duration,
+                connection_options=({"reconnect_timeout": args.give_up}
+                                    if args.give_up is not None else None)))
     return 0
 
 
@@ -261,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--record", metavar="FILE",
                    help="record the raw bytes (crash-safe) for replay and analysis")
     s.add_argument("--duration", type=float, help="stop after this many seconds")
+    s.add_argument("--give-up", type=float, metavar="S",
+                   help="end the session when the device has been gone this many seconds "
+                        "(default: keep reconnecting until Ctrl-C); either way the summary "
+                        "and files cover what arrived")
     _add_profile_options(s, live=True)
     s.add_argument("--stance-duration", type=float, default=30.0,
                    help="single-leg stance goal in seconds (default 30)")

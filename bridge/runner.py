@@ -15,6 +15,7 @@ import time
 from typing import AsyncIterator, Callable
 
 import firmware_protocol as fp
+from bridge.errors import TransportError
 from bridge.session import Session
 from bridge.simulator.device import Faults, Signals, VirtualWearable
 from bridge.stream import StreamAssembler
@@ -95,6 +96,7 @@ async def run_items(items: AsyncIterator, session: Session, sinks,
     item_fns, event_fns, _ = _split_sinks(sinks)
     last = time.monotonic()
     interrupted = False
+    lost: TransportError | None = None
     try:
         async for item in items:
             for f in item_fns:
@@ -107,6 +109,9 @@ async def run_items(items: AsyncIterator, session: Session, sinks,
                 if now - last >= tick:
                     last = now
                     on_tick()
+    except TransportError as exc:
+        # The source gave up (device gone for good): what arrived is still a session.
+        lost = exc
     except asyncio.CancelledError:
         if not stop_on_cancel:
             raise
@@ -122,4 +127,10 @@ async def run_items(items: AsyncIterator, session: Session, sinks,
             f(ev)
     if on_tick is not None:
         on_tick()
+    if lost is not None:
+        raise SourceEnded(str(lost)) from lost
     return interrupted
+
+
+class SourceEnded(TransportError):
+    """The source gave up mid-session; the session was finished and its events delivered."""

@@ -300,3 +300,26 @@ def test_live_view_headline_shows_the_lost_link_until_it_is_back():
     view.on_item(_link("reconnected", 4, 2.0))
     text = screen()
     assert "link LOST" not in text and "reconnected after 2.0 s" in text
+
+
+def test_give_up_ends_the_session_with_its_summary_and_one_error_line(tmp_path):
+    port = _free_port()
+    sim = _simulator(port, 40, tmp_path)  # the 93 s demo in ~2.3 s, then it ends
+    stream = subprocess.Popen(_cmd("stream", f"tcp://127.0.0.1:{port}", "--view", "lines",
+                                   "--give-up", "1.5", "--json", "r.json"),
+                              cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        sim.communicate(timeout=60)
+        out, err = stream.communicate(timeout=30)
+    finally:
+        for p in (sim, stream):
+            if p.poll() is None:
+                p.kill()
+    assert stream.returncode == 1
+    assert "Repetitions" in out and "link lost:" in out  # the summary of what arrived
+    assert "glutebridge: error:" in err and "Traceback" not in err, err
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert "ended" in res
+    (dev,) = res["devices"].values()
+    assert len(dev["contractions"]) >= 20

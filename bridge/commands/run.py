@@ -21,7 +21,7 @@ from rich.live import Live
 from bridge.errors import ConfigError
 from bridge.export import Collector
 from bridge.results import session_results
-from bridge.runner import run_items
+from bridge.runner import SourceEnded, run_items
 from bridge.session import Session
 from bridge.sinks.console import ConsoleSink
 
@@ -68,6 +68,7 @@ async def run_session(items, session: Session, out: Outputs, *, stats=None,
         from bridge.sinks.live import LiveView
         live_view = LiveView(out.title)
         sinks.append(live_view)
+    ended: SourceEnded | None = None
     async with contextlib.AsyncExitStack() as stack:
         if out.dashboard:
             from bridge.sinks.dashboard import Dashboard
@@ -84,12 +85,21 @@ async def run_session(items, session: Session, out: Outputs, *, stats=None,
         if live_view is not None:
             live = stack.enter_context(Live(live_view.render(), console=console,
                                             auto_refresh=False, transient=False))
-            interrupted = await run_items(
-                items, session, sinks, stop_on_cancel=True,
-                on_tick=lambda: live.update(live_view.render(), refresh=True))
+            try:
+                interrupted = await run_items(
+                    items, session, sinks, stop_on_cancel=True,
+                    on_tick=lambda: live.update(live_view.render(), refresh=True))
+            except SourceEnded as exc:
+                ended, interrupted = exc, False
         else:
-            interrupted = await run_items(items, session, sinks, stop_on_cancel=True)
+            try:
+                interrupted = await run_items(items, session, sinks, stop_on_cancel=True)
+            except SourceEnded as exc:
+                ended, interrupted = exc, False
     results = session_results(session, age=out.age)
+    if ended is not None:
+        # The device is gone for good: summarise and save what arrived, then say why.
+        results["ended"] = str(ended)
     if interrupted:
         # Ctrl-C ends a live stream: what was received is summarised and saved as usual.
         results["interrupted"] = True
@@ -107,6 +117,8 @@ async def run_session(items, session: Session, out: Outputs, *, stats=None,
         traces = ReportTraces.from_streams(collector.streams(), results) if collector else None
         write_report(out.report_path, results, traces, title=out.title, age=out.age)
         _note(console, view, f"report written to {out.report_path}")
+    if ended is not None:
+        raise ended  # one line from the CLI (exit 1), after the summary and files
     return results
 
 
