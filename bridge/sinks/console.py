@@ -72,8 +72,9 @@ class ConsoleSink:
         elif isinstance(ev, LinkEvent) and ev.kind == "gap":
             self.lost_samples += ev.detail.n_samples
             if self.show_gaps:
+                why = _GAP_WHY.get(ev.detail.reason, ev.detail.reason)
                 c.print(f"{ev.time:8.3f} s  [yellow]! {ev.detail.n_samples} samples lost "
-                        f"on stream {ev.detail.stream} ({ev.detail.reason})[/]")
+                        f"({why}; stream {ev.detail.stream}), marked as a gap[/]")
 
     def summary(self, results: dict) -> None:
         """Print the per-phase analytics of :func:`bridge.results.session_results`."""
@@ -146,6 +147,11 @@ def _rel(latency: float) -> str:
     """'180 ms after' reads better than '-180 ms' (latency is other - reference)."""
     ms = abs(latency) * 1000
     return f"{ms:.0f} ms before" if latency > 0 else f"{ms:.0f} ms after"
+
+
+#: Gap reasons (bridge.stream.Gap) in words.
+_GAP_WHY = {"lost": "packets lost on the link", "disconnect": "while disconnected",
+            "restart": "the device restarted"}
 
 
 def _stance_text(r) -> str:
