@@ -109,13 +109,17 @@ def _simulator(port: int, speed: float, cwd) -> subprocess.Popen:
     raise AssertionError("simulator did not start listening")
 
 
+def _stream(port: int, cwd, *args) -> subprocess.Popen:
+    """``glutebridge stream tcp://127.0.0.1:PORT --view lines ARGS`` with text pipes."""
+    return subprocess.Popen(_cmd("stream", f"tcp://127.0.0.1:{port}", "--view", "lines", *args),
+                            cwd=cwd, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
 def test_stream_reports_link_loss_reconnects_and_ctrl_c_summarises(tmp_path):
     port = _free_port()
     sim = _simulator(port, 40, tmp_path)  # the 93 s demo in ~2.3 s, then it ends
-    stream = subprocess.Popen(_cmd("stream", f"tcp://127.0.0.1:{port}", "--view", "lines",
-                                   "--record", "r.gbrec", "--json", "r.json"),
-                              cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    stream = _stream(port, tmp_path, "--record", "r.gbrec", "--json", "r.json")
     try:
         lines = _Lines(stream)
         lines.wait_for("connected:", 30)
@@ -305,10 +309,7 @@ def test_live_view_headline_shows_the_lost_link_until_it_is_back():
 def test_give_up_ends_the_session_with_its_summary_and_one_error_line(tmp_path):
     port = _free_port()
     sim = _simulator(port, 40, tmp_path)  # the 93 s demo in ~2.3 s, then it ends
-    stream = subprocess.Popen(_cmd("stream", f"tcp://127.0.0.1:{port}", "--view", "lines",
-                                   "--give-up", "1.5", "--json", "r.json"),
-                              cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    stream = _stream(port, tmp_path, "--give-up", "1.5", "--json", "r.json")
     try:
         sim.communicate(timeout=60)
         out, err = stream.communicate(timeout=30)

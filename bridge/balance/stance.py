@@ -255,11 +255,10 @@ class SingleLegStanceTest:
         if code < 0:
             raise imu_nonfinite_error(-code - 1)
         if self._result is None:
-            if code & 3:
-                if code & 1:
-                    self._flags.add("acc_clipped")
-                if code & 2:
-                    self._flags.add("gyro_saturated")
+            if code & 1:
+                self._flags.add("acc_clipped")
+            if code & 2:
+                self._flags.add("gyro_saturated")
             self._keep(out)
         ne = code >> 2
         if not ne:

@@ -82,20 +82,16 @@ async def run_session(items, session: Session, out: Outputs, *, stats=None,
             lsl = LslSink()
             stack.callback(getattr(lsl, "close", lambda: None))
             sinks.append(lsl)
+        on_tick = None
         if live_view is not None:
             live = stack.enter_context(Live(live_view.render(), console=console,
                                             auto_refresh=False, transient=False))
-            try:
-                interrupted = await run_items(
-                    items, session, sinks, stop_on_cancel=True,
-                    on_tick=lambda: live.update(live_view.render(), refresh=True))
-            except SourceEnded as exc:
-                ended, interrupted = exc, False
-        else:
-            try:
-                interrupted = await run_items(items, session, sinks, stop_on_cancel=True)
-            except SourceEnded as exc:
-                ended, interrupted = exc, False
+            on_tick = lambda: live.update(live_view.render(), refresh=True)  # noqa: E731
+        try:
+            interrupted = await run_items(items, session, sinks, on_tick=on_tick,
+                                          stop_on_cancel=True)
+        except SourceEnded as exc:
+            ended, interrupted = exc, False
     results = session_results(session, age=out.age)
     if ended is not None:
         # The device is gone for good: summarise and save what arrived, then say why.

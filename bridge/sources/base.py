@@ -39,8 +39,9 @@ class LinkState:
     """The link to the device changed state (never silent).
 
     A :class:`Connection` puts one into its item stream, as the ``packet`` of a
-    ``DeviceEvent`` (host-side, no device time), in order with the data, when the link drops (``"lost"``), after each failed reconnect
-    attempt (``"retrying"``), when the handshake succeeded again
+    ``DeviceEvent`` (host-side, no device time), in order with the data: when
+    the link drops (``"lost"``), after each failed reconnect attempt
+    (``"retrying"``), when the handshake succeeded again
     (``"reconnected"``; the samples missed meanwhile follow as a
     ``Gap(reason="disconnect")``) and when it stops trying (``"gave_up"``;
     the iterator then raises :class:`~bridge.errors.TransportError`).
@@ -119,7 +120,8 @@ class Connection(LinkSink):
     (``SampleChunk``, ``Gap``, and ``DeviceEvent`` wrapping DeviceInfo,
     Status, Marker or Ack packets), in arrival order, plus ``DeviceEvent`` items
     wrapping a :class:`LinkState` when the link drops, each failed reconnect
-    attempt, when it is back and when the connection gives up.  Use as an async context manager (see
+    attempt, when it is back and when the connection gives up.  Use as an
+    async context manager (see
     :func:`bridge.sources.open`)::
 
         async with bridge.open("tcp://127.0.0.1:7777") as conn:
