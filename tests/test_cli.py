@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,23 @@ def test_live_recording_replays_to_the_same_results(recorded):
         assert replayed["devices"][dev]["contractions"] == live_results["devices"][dev][
             "contractions"]
         assert replayed["devices"][dev]["phases"] == live_results["devices"][dev]["phases"]
+
+
+def test_terminal_amplitudes_are_the_mV_of_the_results_files(recorded):
+    """Lines view and summary table show EMG peaks in mV, the numbers of the JSON/report."""
+    d, _, live = recorded
+    assert "µV" not in live.stdout
+    (dev,) = json.loads((d / "live.json").read_text())["devices"].values()
+    peaks = {(c["muscle"], f"{c['peak']:.3f}") for c in dev["contractions"]}
+    shown = re.findall(r"▼ (\S+) +relaxes after [\d.]+ s +\(peak ([\d.]+) mV", live.stdout)
+    assert len(shown) >= 30 and set(shown) <= peaks
+    assert "mean peak mV" in live.stdout
+    (reps,) = [ph["summary"] for ph in dev["phases"] if ph["phase"] == "reps"]
+    for m in reps["muscles"]:
+        rows = [r for st in m["reps"]["sets"] for r in st["reps"]]
+        mean = sum(r["peak"] for r in rows) / len(rows)
+        assert re.search(rf"^ {m['name']} +│ {len(rows)} +│ [\d.]+ +│ {mean:.3f} ",
+                         live.stdout, re.M), m["name"]
 
 
 def test_replay_command_and_csv_output(recorded):

@@ -31,6 +31,8 @@ def test_live_view_during_reps_and_stance():
             t = view.now
             if "reps" not in screens and t > 13.0:
                 screens["reps"] = _render(view)
+                screens["glute_max_L"] = next(m.level for m in view.muscles.values()
+                                              if m.name == "glute_max_L")
             if "stance" not in screens and t > 85.0:
                 screens["stance"] = _render(view)
 
@@ -39,6 +41,10 @@ def test_live_view_during_reps_and_stance():
     assert "phase: reps bridge" in reps
     assert "glute_max_L" in reps and "ON" in reps
     assert "firing order (last rep)" in reps and "glute_max_L (+" in reps
+    # amplitudes in mV, as in the report and the CSV/JSON files (not µV)
+    assert " mV " in reps.splitlines()[1] and "µV" not in reps
+    row = next(line for line in reps.splitlines() if line.lstrip().startswith("glute_max_L"))
+    assert f"{screens['glute_max_L']:.3f}" in row
     stance = screens["stance"]
     assert "left leg:" in stance and "right leg 30.0 s of 30 s" in stance
     assert "sway (ML)" in stance

@@ -61,7 +61,7 @@ class ConsoleSink:
                 extra = f", {k.pct_mvc:.0f} %MVC" if k is not None and k.pct_mvc else ""
                 dur = f"{k.duration:.2f} s" if k is not None else ""
                 c.print(f"{ev.time:8.3f} s  [red]▼ {ev.muscle:<12}[/] relaxes after {dur}"
-                        f"  (peak {ev.peak * 1000:.0f} µV{extra})")
+                        f"  (peak {mv(ev.peak)} mV{extra})")
         elif isinstance(ev, PhaseEvent):
             text = _PHASE_TEXT.get(ev.name, ev.name)
             c.rule(f"{ev.time:.1f} s — {text} {ev.arg}".rstrip())
@@ -101,7 +101,7 @@ class ConsoleSink:
 
     def _reps(self, s: dict) -> None:
         t = Table(title="Repetitions", show_edge=False)
-        for col in ("muscle", "reps", "mean duration s", "mean peak µV", "MDF over set"):
+        for col in ("muscle", "reps", "mean duration s", "mean peak mV", "MDF over set"):
             t.add_column(col)
         for m in s["muscles"]:
             reps = m["reps"]["sets"]
@@ -113,7 +113,7 @@ class ConsoleSink:
             # median-frequency change over the set (fitted last vs first rep; see docs/analytics.md)
             fat = m.get("fatigue") or {}
             mdf = fat.get("mdf_change_pct")
-            t.add_row(m["name"], str(len(all_reps)), f"{dur:.2f}", f"{peak * 1000:.0f}",
+            t.add_row(m["name"], str(len(all_reps)), f"{dur:.2f}", mv(peak),
                       "–" if mdf is None else f"{mdf:+.0f} %")
         self.console.print(t)
         for side in ("left", "right"):
@@ -141,6 +141,12 @@ class ConsoleSink:
                 mark = "✓" if hold["met"] else "✗"
                 self.console.print(f"Hold {mark} {name}: {hold['sustained']:.1f} s of "
                                    f"{hold['target']:g} s")
+
+
+def mv(value: float) -> str:
+    """An EMG amplitude (envelope, mV) as the report and the CSV/JSON files give it:
+    mV with 3 decimals (0.050, 0.348, 1.250), so screen and report read alike."""
+    return f"{value:.3f}"
 
 
 def _rel(latency: float) -> str:

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from bridge.emg import EmgFilter
 from bridge.session import BalanceEvent, LinkEvent, MuscleEvent, PhaseEvent
-from bridge.sinks.console import balance_text, link_state_text
+from bridge.sinks.console import balance_text, link_state_text, mv
 from bridge.sources.base import LinkState
 from bridge.stream import DeviceEvent, Gap, SampleChunk
 
@@ -167,7 +167,7 @@ class LiveView:
             + self._link_text())
         table = Table(show_edge=False, pad_edge=False, expand=False)
         for col, kw in (("muscle", {}), ("activation", {"min_width": 26}),
-                        ("µV", {"justify": "right"}),
+                        ("mV", {"justify": "right"}),
                         ("state", {}), ("%MVC", {"justify": "right"}),
                         ("reps", {"justify": "right"}), ("last", {"justify": "right"})):
             table.add_column(col, **kw)
@@ -178,7 +178,7 @@ class LiveView:
             frac = min(1.0, m.level / scale) if scale > 0 else 0.0
             n = int(round(frac * 24))
             bar = Text("█" * n + "░" * (24 - n), style="green" if m.active else "grey50")
-            table.add_row(m.name, bar, f"{m.level * 1000:.0f}",
+            table.add_row(m.name, bar, mv(m.level),
                           "[bold green]ON[/]" if m.active else "off",
                           f"{m.last_pct:.0f}" if m.last_pct else "",
                           str(m.reps), f"{m.last_duration:.1f} s" if m.last_duration else "")
