@@ -22,18 +22,29 @@ source URLs: ble://ADDRESS, ble://name=NAME, serial:///dev/ttyACM0?baud=921600,
 """
 
 
-def _outputs(args, title: str = "glutebridge"):
+#: The report ``demo`` writes when no --report is given; each demo run replaces it.
+DEMO_REPORT = "glutebridge-demo.html"
+
+
+def _outputs(args, title: str = "glutebridge", default_report: str | None = None):
+    """The outputs of a session command; files the user named are checked first (an
+    existing one is refused unless --force).  ``default_report`` (demo's own file) is
+    written without that check: a second demo replaces it."""
     from bridge.commands.run import Outputs
 
     view = getattr(args, "view", "auto")
     if getattr(args, "format", None) == "jsonl":
         view = "jsonl"
-    return Outputs(view=view, json_path=getattr(args, "json", None),
-                   report_path=getattr(args, "report", None),
-                   dashboard=getattr(args, "dashboard", False),
-                   dashboard_port=getattr(args, "port", 8765),
-                   lsl=getattr(args, "lsl", False), age=getattr(args, "age", None),
-                   title=title)
+    out = Outputs(view=view, json_path=getattr(args, "json", None),
+                  report_path=getattr(args, "report", None),
+                  dashboard=getattr(args, "dashboard", False),
+                  dashboard_port=getattr(args, "port", 8765),
+                  lsl=getattr(args, "lsl", False), age=getattr(args, "age", None),
+                  title=title, force=getattr(args, "force", False))
+    out.check_files()
+    if out.report_path is None:
+        out.report_path = default_report
+    return out
 
 
 def _faults(args):
@@ -55,7 +66,7 @@ def _run(coro):
 def cmd_demo(args) -> int:
     from bridge.commands.streaming import demo
 
-    out = _outputs(args, "glutebridge demo — virtual wearable")
+    out = _outputs(args, "glutebridge demo — virtual wearable", default_report=DEMO_REPORT)
     out.console.print(f"[bold]glutebridge demo[/] — scenario '{args.scenario}' from the virtual "
                       f"wearable at {args.speed:g}x" + (" (as fast as possible)"
                                                         if args.speed <= 0 else ""))
@@ -88,6 +99,9 @@ def cmd_analyze(args) -> int:
 
     from bridge.commands.files import analyze, results_csv, results_table
 
+    from bridge.commands.outfiles import check_new
+
+    check_new(args.output, force=args.force)
     results, _ = analyze(args.file, rate=args.rate, columns=args.columns,
                          progress=not args.no_progress, profile=args.profile,
                          no_profile=args.no_profile, age=args.age)
@@ -110,7 +124,7 @@ def cmd_export(args) -> int:
     from bridge.commands.files import export
 
     paths = export(args.file, args.to, args.output, rate=args.rate, columns=args.columns,
-                   profile=args.profile, no_profile=args.no_profile)
+                   profile=args.profile, no_profile=args.no_profile, force=args.force)
     for p in paths:
         print(p)
     return 0
@@ -120,7 +134,8 @@ def cmd_report(args) -> int:
     from bridge.commands.files import report
 
     print(report(args.file, args.output, rate=args.rate, columns=args.columns,
-                 profile=args.profile, no_profile=args.no_profile, age=args.age))
+                 profile=args.profile, no_profile=args.no_profile, age=args.age,
+                 force=args.force))
     return 0
 
 
@@ -172,15 +187,24 @@ def _add_output_options(p, report_default=None) -> None:
     p.add_argument("--format", choices=["text", "jsonl"], default="text",
                    help="jsonl: one JSON event per line on stdout, for scripts")
     p.add_argument("--json", metavar="FILE", help="write the session results as JSON")
-    p.add_argument("--report", metavar="FILE", default=report_default,
+    p.add_argument("--report", metavar="FILE",
                    help="write a self-contained HTML report" +
-                   (f" (default {report_default})" if report_default else ""))
+                   (f" (default {report_default}, replaced on each run)" if report_default
+                    else ""))
+    _add_force_option(p, "--json and --report files")
     p.add_argument("--dashboard", action="store_true",
                    help="serve a live web dashboard on 127.0.0.1")
     p.add_argument("--port", type=int, default=8765, help="dashboard port (default 8765)")
     p.add_argument("--lsl", action="store_true",
                    help="publish raw channels and events as Lab Streaming Layer outlets")
     _add_age_option(p)
+
+
+def _add_force_option(p, what: str) -> None:
+    p.add_argument("--force", action="store_true",
+                   help=f"overwrite existing {what} (default: refuse and write nothing)"
+                   + ("; a --record recording is never overwritten" if "--json" in what
+                      else ""))
 
 
 def _age(text: str) -> float:
@@ -253,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="demo, bridge-reps, holds, clamshells, late-glute or single-leg")
     d.add_argument("--record", metavar="FILE", help="also record the session's raw bytes")
     _add_fault_options(d, drop=0.002, bits=1e-6)
-    _add_output_options(d, report_default="glutebridge-demo.html")
+    _add_output_options(d, report_default=DEMO_REPORT)
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("stream", help="stream a wearable live (BLE, serial, TCP, sim)",
@@ -290,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--format", choices=["table", "json", "csv"], default="table",
                    help="table (default), json (everything) or csv (one row per contraction)")
     a.add_argument("-o", "--output", help="write to this file instead of stdout")
+    _add_force_option(a, "-o file")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_analyze)
 
@@ -300,11 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--to", choices=["csv", "edf", "bdf", "c3d"], required=True,
                    help="output format")
     e.add_argument("-o", "--output", required=True, help="output file (a folder for csv)")
+    _add_force_option(e, "output files")
     e.set_defaults(func=cmd_export)
 
     rp = sub.add_parser("report", help="self-contained HTML report of a session")
     _add_file_options(rp)
     rp.add_argument("-o", "--output", default="report.html", help="default report.html")
+    _add_force_option(rp, "-o file")
     rp.set_defaults(func=cmd_report)
 
     sc = sub.add_parser("scan", help="find BLE wearables",

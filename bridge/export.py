@@ -100,13 +100,23 @@ def annotations_from(session, collector: Collector | None = None) -> list[Annota
 
 
 # ---------------------------------------------------------------------- CSV
-def to_csv(streams: list[StreamData], annotations: list[Annotation], out_dir) -> list[Path]:
-    """One CSV per stream (``time_s`` + one column per channel, empty = lost) + events.csv."""
+def to_csv(streams: list[StreamData], annotations: list[Annotation], out_dir, *,
+           overwrite: bool = True) -> list[Path]:
+    """One CSV per stream (``time_s`` + one column per channel, empty = lost) + events.csv.
+
+    ``overwrite=False``: if any of these files exists, raise :class:`ConfigError` and
+    write none of them.
+    """
     out_dir = Path(out_dir)
+    paths = [out_dir / f"{_safe(s.device)}_{s.kind}{s.stream}.csv" for s in streams]
+    if not overwrite:
+        there = [p.name for p in paths + [out_dir / "events.csv"] if p.exists()]
+        if there:
+            raise ConfigError(f"{out_dir} already holds {', '.join(there)}; pass --force to "
+                              "overwrite, or choose another folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for s in streams:
-        path = out_dir / f"{_safe(s.device)}_{s.kind}{s.stream}.csv"
+    for s, path in zip(streams, paths):
         t = (s.first_sample + np.arange(s.samples.shape[0])) / s.rate
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)

@@ -117,6 +117,60 @@ def test_export_command(recorded, fmt, name):
     assert (d / name).exists()
 
 
+@pytest.mark.parametrize("args", [["report", "{rec}", "-o", "out.html"],
+                                  ["export", "{rec}", "--to", "edf", "-o", "out.html"],
+                                  ["analyze", "{rec}", "--no-progress", "-o", "out.html"]])
+def test_named_output_files_are_not_overwritten_without_force(recorded, tmp_path, args):
+    d, rec, _ = recorded
+    args = [a.format(rec=rec) for a in args]
+    (tmp_path / "out.html").write_text("keep me")
+    r = glutebridge(*args, cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        "glutebridge: error: out.html exists; pass --force to overwrite it, or choose "
+        "another name"]
+    assert (tmp_path / "out.html").read_text() == "keep me"
+    r = glutebridge(*args, "--force", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out.html").read_bytes() != b"keep me"
+
+
+def test_export_csv_does_not_overwrite_an_earlier_export(recorded, tmp_path):
+    _, rec, _ = recorded
+    r = glutebridge("export", rec, "--to", "csv", "-o", "x", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "x" / "events.csv").write_text("mine")
+    r = glutebridge("export", rec, "--to", "csv", "-o", "x", cwd=tmp_path)
+    assert r.returncode == 1 and "x already holds an export" in r.stderr
+    assert "--force" in r.stderr and (tmp_path / "x" / "events.csv").read_text() == "mine"
+    r = glutebridge("export", rec, "--to", "csv", "-o", "x", "--force", cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "x" / "events.csv").read_text() != "mine"
+
+
+def test_session_outputs_are_checked_before_streaming_and_recordings_never_overwritten(
+        tmp_path):
+    (tmp_path / "s.json").write_text("keep me")
+    r = glutebridge("stream", "sim://holds?speed=50", "--view", "lines", "--json", "s.json",
+                    cwd=tmp_path, timeout=60)
+    assert r.returncode == 1 and "s.json exists; pass --force" in r.stderr
+    assert "connected" not in r.stdout and (tmp_path / "s.json").read_text() == "keep me"
+    (tmp_path / "old.gbrec").write_text("keep me")
+    r = glutebridge("stream", "sim://holds?speed=50", "--view", "quiet", "--json", "s.json",
+                    "--force", "--record", "old.gbrec", cwd=tmp_path, timeout=60)
+    assert r.returncode == 1 and "never overwritten" in r.stderr
+    assert (tmp_path / "old.gbrec").read_text() == "keep me"
+    r = glutebridge("stream", "sim://holds?speed=50", "--view", "quiet", "--json", "s.json",
+                    "--force", cwd=tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["devices"]
+
+
+def test_demo_replaces_its_own_report_on_a_second_run(tmp_path):
+    (tmp_path / "glutebridge-demo.html").write_text("an earlier demo")
+    r = glutebridge("demo", "--speed", "0", "--view", "quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "glutebridge-demo.html").stat().st_size > 50_000
+
+
 def test_analyze_a_csv_file(tmp_path):
     import numpy as np
 

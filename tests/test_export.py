@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import re
 
 import numpy as np
 import pytest
 
+from bridge.errors import ConfigError
 from bridge.export import Collector, annotations_from, to_c3d, to_csv, to_edf
 from bridge.runner import virtual_items
 from bridge.session import Session
@@ -60,6 +62,21 @@ def test_csv_export(session_export, tmp_path):
         events = list(csv.DictReader(fh))
     texts = [e["event"] for e in events]
     assert "contraction glute_max_L" in texts and any(t.startswith("gap:") for t in texts)
+
+
+def test_csv_export_without_overwrite_writes_nothing_over_existing_files(session_export,
+                                                                         tmp_path):
+    session, col, _ = session_export
+    ann = annotations_from(session, col)
+    files = to_csv(col.streams(), ann, tmp_path)
+    files[0].write_text("mine")
+    files[-1].unlink()  # events.csv gone: the stream file alone must stop the export
+    with pytest.raises(ConfigError,
+                       match=rf"already holds {re.escape(files[0].name)}.*; pass --force"):
+        to_csv(col.streams(), ann, tmp_path, overwrite=False)
+    assert files[0].read_text() == "mine" and not files[-1].exists()
+    assert to_csv(col.streams(), ann, tmp_path) == files  # the default (library) overwrites
+    assert files[0].read_text() != "mine"
 
 
 @pytest.mark.parametrize("bdf", [False, True])

@@ -11,6 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from bridge.commands.outfiles import check_new
 from bridge.errors import ConfigError, RecordingError
 from bridge.export import Collector, annotations_from, to_c3d, to_csv, to_edf
 from bridge.profiles import ProfileNote, resolve_profile
@@ -193,15 +194,21 @@ def results_csv(results: dict, out) -> None:
 
 
 def export(path, fmt: str, out, *, rate=None, columns=None, console=None, profile=None,
-           no_profile: bool = False) -> list[Path]:
-    """Export a recording or CSV file to csv (a folder), edf, bdf or c3d."""
+           no_profile: bool = False, force: bool = False) -> list[Path]:
+    """Export a recording or CSV file to csv (a folder), edf, bdf or c3d.
+
+    Existing output files are not overwritten (nothing is written) unless ``force``.
+    """
+    if fmt not in ("csv", "edf", "bdf", "c3d"):
+        raise ConfigError(f"unknown export format {fmt!r}: choose csv, edf, bdf or c3d")
+    check_new(out, force=force, folder=fmt == "csv")
     collector = Collector()
     _, session = analyze(path, rate=rate, columns=columns, console=console, collector=collector,
                          profile=profile, no_profile=no_profile)
     streams = collector.streams()
     ann = annotations_from(session, collector)
     if fmt == "csv":
-        return to_csv(streams, ann, out)
+        return to_csv(streams, ann, out, overwrite=force)
     if fmt in ("edf", "bdf"):
         return [to_edf(streams, ann, out, bdf=fmt == "bdf")]
     if fmt == "c3d":
@@ -210,10 +217,12 @@ def export(path, fmt: str, out, *, rate=None, columns=None, console=None, profil
 
 
 def report(path, out, *, rate=None, columns=None, console=None, profile=None,
-           no_profile: bool = False, age: float | None = None) -> Path:
-    """Self-contained HTML report of a recording or CSV file."""
+           no_profile: bool = False, age: float | None = None, force: bool = False) -> Path:
+    """Self-contained HTML report of a recording or CSV file (an existing ``out`` is not
+    overwritten unless ``force``)."""
     from bridge.report import ReportTraces, write_report
 
+    check_new(out, force=force)
     collector = Collector()
     results, _ = analyze(path, rate=rate, columns=columns, console=console,
                          collector=collector, profile=profile, no_profile=no_profile, age=age)

@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
+from bridge.commands.outfiles import check_new
 from bridge.errors import ConfigError
 from bridge.export import Collector
 from bridge.results import session_results
@@ -39,6 +40,13 @@ class Outputs:
     lsl: bool = False
     title: str = "glutebridge"
     console: Console = field(default_factory=lambda: Console(highlight=False))
+    force: bool = False  #: overwrite existing json/report files
+
+    def check_files(self) -> None:
+        """Refuse (before anything runs) to overwrite the JSON and report files unless
+        ``force``: a session's outputs must not silently replace earlier results."""
+        check_new(self.json_path, force=self.force)
+        check_new(self.report_path, force=self.force)
 
 
 async def run_session(items, session: Session, out: Outputs, *, stats=None,
