@@ -20,6 +20,7 @@ cdef extern from "emg_kernels.h" nogil:
         double* sumsq
     void emg_chain_run(emg_chain_t* ch, const double* x, Py_ssize_t n,
                        double* env, double* filt)
+    Py_ssize_t emg_find_nonfinite(const double* x, Py_ssize_t n)
 
 
 cdef inline void sos_prime(const double* zi, double* zs, Py_ssize_t ns,

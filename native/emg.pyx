@@ -46,7 +46,7 @@ cdef extern from "emg_detect.h" nogil:
         emg_cold_t* cold
         double* hmean
         double* hvar
-        double* sortbuf
+        int* hord
         double* subvar
         double* wacc
         double* sbuf
@@ -64,6 +64,8 @@ cdef extern from "emg_detect.h" nogil:
 # plus two per channel when the start of the recording is re-judged).
 cdef enum:
     CHUNK = 64
+    # blocks of at least this many values (n x channels) run without the GIL
+    RELEASE_GIL_VALUES = 16384
 
 
 cdef class _Detector:
@@ -82,7 +84,7 @@ cdef class _Detector:
         self.d.cold = NULL
         self.d.hmean = NULL
         self.d.hvar = NULL
-        self.d.sortbuf = NULL
+        self.d.hord = NULL
         self.d.subvar = NULL
         self.d.wacc = NULL
         self.d.sbuf = NULL
@@ -138,7 +140,7 @@ cdef class _Detector:
         self.d.cold = <emg_cold_t*>calloc(channels, sizeof(emg_cold_t))
         self.d.hmean = <double*>calloc(channels * history, sizeof(double))
         self.d.hvar = <double*>calloc(channels * history, sizeof(double))
-        self.d.sortbuf = <double*>calloc(2 * history, sizeof(double))
+        self.d.hord = <int*>calloc(channels * history, sizeof(int))
         self.d.subvar = <double*>calloc(channels * nsub, sizeof(double))
         self.d.wacc = <double*>calloc(channels * 3, sizeof(double))
         self.d.sbuf = <double*>calloc(channels * self.d.horizon + 1, sizeof(double))
@@ -147,7 +149,7 @@ cdef class _Detector:
         self.xin = <double*>calloc(channels * CHUNK, sizeof(double))
         self.env = <double*>calloc(channels * CHUNK, sizeof(double))
         if (self.d.ch == NULL or self.d.cold == NULL or self.d.hmean == NULL or self.d.hvar == NULL
-                or self.d.sortbuf == NULL or self.d.subvar == NULL or self.d.wacc == NULL or self.d.sbuf == NULL or self.d.ev == NULL or self.last_good == NULL
+                or self.d.hord == NULL or self.d.subvar == NULL or self.d.wacc == NULL or self.d.sbuf == NULL or self.d.ev == NULL or self.last_good == NULL
                 or self.xin == NULL or self.env == NULL):
             raise MemoryError()
         self.reset()
@@ -157,7 +159,7 @@ cdef class _Detector:
         free(self.d.cold)
         free(self.d.hmean)
         free(self.d.hvar)
-        free(self.d.sortbuf)
+        free(self.d.hord)
         free(self.d.subvar)
         free(self.d.wacc)
         free(self.d.sbuf)
@@ -312,17 +314,19 @@ cdef class _Detector:
         return out
 
     cdef object _process_ptr(self, const double* x, Py_ssize_t n):
-        cdef Py_ssize_t pos = 0, used, k, bad
+        cdef Py_ssize_t pos = 0, used, bad
         cdef list out = None
+        # Releasing and re-taking the GIL costs about as much as a 32-sample
+        # block of work; only long blocks let other threads run meanwhile.
+        cdef bint release = n * self.nc >= RELEASE_GIL_VALUES
         if n == 0:
             return ()
         if not self.hold:
-            bad = -1
-            with nogil:
-                for k in range(n * self.nc):
-                    if not isfinite(x[k]):
-                        bad = k
-                        break
+            if release:
+                with nogil:
+                    bad = emg_find_nonfinite(x, n * self.nc)
+            else:
+                bad = emg_find_nonfinite(x, n * self.nc)
             if bad >= 0:
                 self.nonfinite += 1
                 raise SignalError(
@@ -330,7 +334,10 @@ cdef class _Detector:
                     f"{bad % self.nc} of this block; the block was rejected and the "
                     f"detector state is unchanged (use nonfinite='hold' to bridge gaps)")
         while pos < n:
-            with nogil:
+            if release:
+                with nogil:
+                    used = self._run(x + pos * self.nc, n - pos)
+            else:
                 used = self._run(x + pos * self.nc, n - pos)
             pos += used
             if self.d.nev:

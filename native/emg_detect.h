@@ -9,9 +9,11 @@
  * candidate is confirmed only if its mean level reached a fraction of the
  * onset threshold; after a split without rest the channel is re-armed at
  * the previous contraction's level until the envelope is back at rest.
- * Channels are independent, so a chunk is processed channel by channel with
- * the state in registers; events are then sorted by (emitted sample,
- * channel), which makes the event stream independent of chunking.
+ * Channels are independent, so a chunk is processed channel by channel, with
+ * bulk fast paths for a resting channel and for a contraction under way
+ * (the per-sample path only runs around state changes); events are then
+ * sorted by (emitted sample, channel), which makes the event stream
+ * independent of chunking.
  *
  * Left-censored starts (a recording that begins mid-contraction): with the
  * automatic floor the first window learns the contraction itself, so no
@@ -28,6 +30,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 enum { EMG_IDLE = 0, EMG_CANDIDATE = 1, EMG_ACTIVE = 2, EMG_PENDING_OFF = 3 };
 enum { EMG_F_CENSORED = 1 };   /* event flag: onset before the first sample */
@@ -52,8 +55,8 @@ typedef struct {
     double on_eff, low_eff;  /* onset / refine levels in force (re-arm included) */
 } emg_chan_t;
 
-/* Per-channel values the sample loop does not need (emg_chan_t is copied
- * into registers per call, so it holds only what the loop uses). */
+/* Per-channel values the sample loop does not need (emg_chan_t holds only
+ * what the loop uses, so it stays in a few cache lines). */
 typedef struct {
     double mu, sd;       /* baseline */
     double rearm_low;    /* dip level a re-armed onset is refined back to */
@@ -77,10 +80,9 @@ typedef struct {
     emg_cold_t *cold;    /* nc */
     double *hmean;       /* [nc][hist_cap] window means */
     double *hvar;        /* [nc][hist_cap] window variances */
-    double *sortbuf;     /* 2 * hist_cap */
+    int *hord;           /* [nc][hist_cap] history positions sorted by (mean, position) */
     double *subvar;      /* [nc][nsub] sub-window variances of the current window */
-    double *wacc;        /* [nc][3] sub-window sum, sum of squares, window sum;
-                            kept out of emg_chan_t, which is copied per call */
+    double *wacc;        /* [nc][3] sub-window sum, sum of squares, window sum */
     double *sbuf;        /* [nc][horizon] envelope from sample 0 while watching */
     ptrdiff_t win_n, sub_i, hist_pos, hist_len;   /* shared by all channels */
     long long t0;
@@ -115,35 +117,52 @@ static void emg_set_base(const emg_det_t *d, ptrdiff_t c, double m, double sd)
  * 10 s hold cannot lift the floor while the history is longer than it;
  * pooling several windows avoids the low bias of a plain minimum; and a
  * between-window term is left out because one half-active window in a short
- * history would inflate it. */
+ * history would inflate it.  The windows are kept sorted by (mean, ring
+ * position) as they arrive (emg_hist_insert), so a floor costs O(quiet x
+ * history), not a sort. */
 static void emg_floor(emg_det_t *d, ptrdiff_t c, ptrdiff_t hist_len)
 {
     const double *hm = d->hmean + c * d->hist_cap;
     const double *hv = d->hvar + c * d->hist_cap;
-    double *srt = d->sortbuf;
+    const int *ord = d->hord + c * d->hist_cap;
     ptrdiff_t nq = (ptrdiff_t)(d->quiet * (double)hist_len + 0.999999);
     if (nq < 1)
         nq = 1;
     if (nq > hist_len)
         nq = hist_len;
-    for (ptrdiff_t k = 0; k < hist_len; k++) {   /* insertion sort by mean */
-        const double m = hm[k], v = hv[k];
-        ptrdiff_t j = k;
-        while (j > 0 && srt[2 * (j - 1)] > m) {
-            srt[2 * j] = srt[2 * (j - 1)];
-            srt[2 * j + 1] = srt[2 * (j - 1) + 1];
-            j--;
-        }
-        srt[2 * j] = m;
-        srt[2 * j + 1] = v;
-    }
     double sm = 0.0, sv = 0.0;
     for (ptrdiff_t k = 0; k < nq; k++) {
-        sm += srt[2 * k];
-        sv += srt[2 * k + 1];
+        sm += hm[ord[k]];
+        sv += hv[ord[k]];
     }
     const double var = sv / (double)nq;
     emg_set_base(d, c, sm / (double)nq, var > 0.0 ? sqrt(var) : 0.0);
+}
+
+/* Window `p` of channel c was just (over)written: move it to its place in
+ * the sorted order.  `len` is the history length before the write (a full
+ * ring overwrites, so the old entry at p leaves first).  Ties in the mean
+ * keep ring order, as a stable sort of the ring would. */
+static void emg_hist_insert(emg_det_t *d, ptrdiff_t c, int p, ptrdiff_t len)
+{
+    const double *hm = d->hmean + c * d->hist_cap;
+    int *ord = d->hord + c * d->hist_cap;
+    ptrdiff_t n = len;
+    if (n == d->hist_cap) {
+        ptrdiff_t k = 0;
+        while (ord[k] != p)
+            k++;
+        for (; k + 1 < n; k++)
+            ord[k] = ord[k + 1];
+        n--;
+    }
+    const double m = hm[p];
+    ptrdiff_t j = n;
+    while (j > 0 && (hm[ord[j - 1]] > m || (hm[ord[j - 1]] == m && ord[j - 1] > p))) {
+        ord[j] = ord[j - 1];
+        j--;
+    }
+    ord[j] = p;
 }
 
 /* Within-window variance of channel c's finished window: the mean of its
@@ -191,17 +210,25 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                                       ptrdiff_t i0, ptrdiff_t i1)
 {
     const ptrdiff_t nc = d->nc;
-    emg_chan_t s = d->ch[c];          /* local copy: lives in registers */
+    /* in place: the fast paths below keep what they touch in locals, and
+       copying the struct in and out per call cost more than it saved */
+    emg_chan_t *const s = &d->ch[c];
     const double *e_c = env + c;
     ptrdiff_t i = i0;
     while (i < i1) {
-        if (s.have_base && s.state == EMG_IDLE && s.rearm == 0.0) {
+        if (s->have_base && s->state == EMG_IDLE && s->rearm == 0.0) {
             /* Fast path (almost all samples): resting channel.  Find the next
                onset-threshold crossing, then apply the per-sample bookkeeping
                in bulk, in the same order as the per-sample path (identical
                results). */
-            const double on = s.on_thr, ref = s.ref_thr;
+            const double on = s->on_thr, ref = s->ref_thr;
             ptrdiff_t j = i;
+            /* four rows per test: one branch instead of four */
+            for (; j + 4 <= i1; j += 4) {
+                const double *p = e_c + j * nc;
+                if (!((p[0] <= on) & (p[nc] <= on) & (p[2 * nc] <= on) & (p[3 * nc] <= on)))
+                    break;
+            }
             while (j < i1 && e_c[j * nc] <= on)
                 j++;
             ptrdiff_t k = j - 1;
@@ -209,17 +236,45 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                 k--;
             ptrdiff_t q = i;
             if (k >= i) {
-                s.last_low = d->t0 + k;
-                s.pre_sum = 0.0;
-                s.pre_peak = 0.0;
+                s->last_low = d->t0 + k;
+                s->pre_sum = 0.0;
+                s->pre_peak = 0.0;
                 q = k + 1;
             }
             for (; q < j; q++) {
                 const double e = e_c[q * nc];
-                s.pre_sum += e;
-                if (e > s.pre_peak)
-                    s.pre_peak = e;
+                s->pre_sum += e;
+                if (e > s->pre_peak)
+                    s->pre_peak = e;
             }
+            i = j;
+            if (j == i1)
+                break;
+        }
+        if (s->state == EMG_ACTIVE && s->have_base) {
+            /* Fast path (during a contraction): while the envelope stays
+               above the refine level and both offset levels nothing changes
+               state; the same sums and peaks as the per-sample path, in the
+               same order (identical results). */
+            const double off = s->off_thr, low = s->low_eff, fr = d->off_frac;
+            double acc = s->acc_sum, accp = s->acc_peak, ps = s->pre_sum, pp = s->pre_peak;
+            const long long nb = d->t0 - s->onset_raw;   /* t - onset_raw at row 0 */
+            ptrdiff_t j = i;
+            for (; j < i1; j++) {
+                const double e = e_c[j * nc];
+                if (e <= low || e < off || e * (double)(nb + j) < fr * acc)
+                    break;
+                ps += e;
+                if (e > pp)
+                    pp = e;
+                acc += e;
+                if (e > accp)
+                    accp = e;
+            }
+            s->acc_sum = acc;
+            s->acc_peak = accp;
+            s->pre_sum = ps;
+            s->pre_peak = pp;
             i = j;
             if (j == i1)
                 break;
@@ -227,69 +282,69 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
         /* General per-sample path. */
         const double e = e_c[i * nc];
         const long long t = d->t0 + i;
-        if (s.have_base) {
+        if (s->have_base) {
             /* where did the envelope last sit at the baseline?  tracked
                forwards so the onset can be refined backwards for free */
-            if (e <= s.low_eff) {
-                s.last_low = t;
-                s.pre_sum = 0.0;
-                s.pre_peak = 0.0;
+            if (e <= s->low_eff) {
+                s->last_low = t;
+                s->pre_sum = 0.0;
+                s->pre_peak = 0.0;
             } else {
-                s.pre_sum += e;
-                if (e > s.pre_peak)
-                    s.pre_peak = e;
+                s->pre_sum += e;
+                if (e > s->pre_peak)
+                    s->pre_peak = e;
             }
-            int st = s.state;
+            int st = s->state;
             /* after a split without rest, a new contraction must rise to
                the re-arm level; back at rest (below the offset threshold)
                the ordinary onset threshold applies again */
-            if (s.rearm != 0.0 && st != EMG_ACTIVE && st != EMG_PENDING_OFF && e < s.off_thr) {
-                s.rearm = 0.0;
-                s.on_eff = s.on_thr;
-                s.low_eff = s.ref_thr;
+            if (s->rearm != 0.0 && st != EMG_ACTIVE && st != EMG_PENDING_OFF && e < s->off_thr) {
+                s->rearm = 0.0;
+                s->on_eff = s->on_thr;
+                s->low_eff = s->ref_thr;
             }
-            const double on_eff = s.on_eff;
+            const double on_eff = s->on_eff;
             if (st == EMG_IDLE && e > on_eff) {
                 st = EMG_CANDIDATE;
-                s.above = 0;
+                s->above = 0;
                 /* refined onset: last baseline sample + 1, moved back by
                    the envelope smoother's delay, never before the last
                    offset; amplitudes use the uncompensated span */
-                s.onset_raw = s.last_low + 1;
-                if (s.onset_raw < s.last_off)
-                    s.onset_raw = s.last_off;
-                s.onset = s.onset_raw - d->comp;
-                if (d->extrap > 0.0 && s.on_thr > s.ref_thr) {
+                s->onset_raw = s->last_low + 1;
+                if (s->onset_raw < s->last_off)
+                    s->onset_raw = s->last_off;
+                s->onset = s->onset_raw - d->comp;
+                if (d->extrap > 0.0 && s->on_thr > s->ref_thr) {
                     /* extend the secant from (last baseline sample, refine
                        level) to (this crossing, onset level) back down to
                        the baseline mean: a slow rise leaves the refine
                        level late by that much */
-                    s.onset -= (long long)(d->extrap * s.extrap_f * (double)(t - s.last_low) + 0.5);
+                    s->onset -= (long long)(d->extrap * s->extrap_f * (double)(t - s->last_low) + 0.5);
                 }
-                if (s.onset < s.last_off)
-                    s.onset = s.last_off;
-                if (s.onset < 0)
-                    s.onset = 0;
+                if (s->onset < s->last_off)
+                    s->onset = s->last_off;
+                if (s->onset < 0)
+                    s->onset = 0;
             }
             if (st == EMG_CANDIDATE) {
                 if (e > on_eff)
-                    s.above++;
-                else if (e < s.off_thr)
+                    s->above++;
+                else if (e < s->off_thr)
                     st = EMG_IDLE;
                 /* confirmed once it was above the onset level long enough,
                    lasted min_len, and (confirm > 0) its mean since the
                    refined onset reached confirm x the onset level: low
                    tone that only flickers across the threshold is not a
                    contraction */
-                if (st == EMG_CANDIDATE && s.above >= d->min_on
-                        && t - s.onset_raw + 1 >= d->min_len
-                        && s.pre_sum >= d->confirm * on_eff * (double)(t - s.onset_raw + 1)) {
+                if (st == EMG_CANDIDATE && s->above >= d->min_on
+                        && t - s->onset_raw + 1 >= d->min_len
+                        && s->pre_sum >= d->confirm * on_eff * (double)(t - s->onset_raw + 1)) {
                     st = EMG_ACTIVE;
-                    s.rearm = 0.0;
-                    s.on_eff = s.on_thr;
-                    s.low_eff = s.ref_thr;
-                    s.acc_sum = s.pre_sum;
-                    s.acc_peak = s.pre_peak;
+                    s->rearm = 0.0;
+                    s->on_eff = s->on_thr;
+                    s->low_eff = s->ref_thr;
+                    s->acc_sum = s->pre_sum;
+                    s->acc_peak = s->pre_peak;
                     emg_cold_t *k = &d->cold[c];
                     int fl = 0;
                     if (k->first) {
@@ -302,14 +357,14 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                             k->watch = 0;
                             d->watching--;
                         }
-                        if (s.onset_raw <= d->settle) {
+                        if (s->onset_raw <= d->settle) {
                             fl = EMG_F_CENSORED;
-                            s.onset = 0;
+                            s->onset = 0;
                         }
                     }
                     k->cens = fl;
-                    emg_emit(d, 1, c, s.onset, t, s.onset, s.pre_peak,
-                             s.pre_sum / (double)(t - s.onset_raw + 1), fl);
+                    emg_emit(d, 1, c, s->onset, t, s->onset, s->pre_peak,
+                             s->pre_sum / (double)(t - s->onset_raw + 1), fl);
                 }
             } else if (st == EMG_ACTIVE) {
                 /* offset threshold: baseline hysteresis, or a fraction of
@@ -317,47 +372,47 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                    relax fully between fast reps) */
                 /* e < max(off_thr, off_frac * acc_sum / n), without the
                    per-sample division (n > 0 in this state) */
-                if (e < s.off_thr
-                        || e * (double)(t - s.onset_raw) < d->off_frac * s.acc_sum) {
+                if (e < s->off_thr
+                        || e * (double)(t - s->onset_raw) < d->off_frac * s->acc_sum) {
                     st = EMG_PENDING_OFF;
-                    s.cand_off = t;
-                    s.snap_sum = s.acc_sum;
-                    s.snap_peak = s.acc_peak;
+                    s->cand_off = t;
+                    s->snap_sum = s->acc_sum;
+                    s->snap_peak = s->acc_peak;
                 }
-                s.acc_sum += e;
-                if (e > s.acc_peak)
-                    s.acc_peak = e;
+                s->acc_sum += e;
+                if (e > s->acc_peak)
+                    s->acc_peak = e;
             } else if (st == EMG_PENDING_OFF) {
-                s.acc_sum += e;
-                if (e > s.acc_peak)
-                    s.acc_peak = e;
+                s->acc_sum += e;
+                if (e > s->acc_peak)
+                    s->acc_peak = e;
                 /* a short gap is merged when the envelope comes back above
                    the onset threshold and (remerge > 0) above that fraction
                    of the contraction's mean: a dip that stays well below
                    the contraction's own level splits two repetitions even
                    when the muscle does not relax to rest between them */
-                if (e > s.on_thr && e * (double)(s.cand_off - s.onset_raw)
-                        > d->remerge * s.snap_sum) {
+                if (e > s->on_thr && e * (double)(s->cand_off - s->onset_raw)
+                        > d->remerge * s->snap_sum) {
                     st = EMG_ACTIVE;            /* short gap: merged */
-                } else if (t - s.cand_off >= d->min_gap) {
-                    double thr = d->off_frac * s.snap_sum / (double)(s.cand_off - s.onset_raw);
-                    if (thr < s.off_thr)
-                        thr = s.off_thr;
+                } else if (t - s->cand_off >= d->min_gap) {
+                    double thr = d->off_frac * s->snap_sum / (double)(s->cand_off - s->onset_raw);
+                    if (thr < s->off_thr)
+                        thr = s->off_thr;
                     if (e <= thr) {
                         st = EMG_IDLE;
-                        s.last_off = s.cand_off;
-                        if (d->remerge > 0.0 && e > s.off_thr) {
+                        s->last_off = s->cand_off;
+                        if (d->remerge > 0.0 && e > s->off_thr) {
                             /* split without rest: refine the next onset
                                back to the dip (below the level that ended
                                this one), not to the baseline */
-                            s.rearm = d->remerge * s.snap_sum
-                                      / (double)(s.cand_off - s.onset_raw);
+                            s->rearm = d->remerge * s->snap_sum
+                                      / (double)(s->cand_off - s->onset_raw);
                             d->cold[c].rearm_low = thr;
-                            s.on_eff = s.on_thr > s.rearm ? s.on_thr : s.rearm;
-                            s.low_eff = thr > s.ref_thr ? thr : s.ref_thr;
+                            s->on_eff = s->on_thr > s->rearm ? s->on_thr : s->rearm;
+                            s->low_eff = thr > s->ref_thr ? thr : s->ref_thr;
                         }
-                        emg_emit(d, 2, c, s.cand_off, t, s.onset, s.snap_peak,
-                                 s.snap_sum / (double)(s.cand_off - s.onset_raw),
+                        emg_emit(d, 2, c, s->cand_off, t, s->onset, s->snap_peak,
+                                 s->snap_sum / (double)(s->cand_off - s->onset_raw),
                                  d->cold[c].cens);
                         d->cold[c].cens = 0;
                     } else {
@@ -365,13 +420,12 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                     }
                 }
             }
-            s.state = st;
+            s->state = st;
         } else {
-            s.last_low = t;
+            s->last_low = t;
         }
         i++;
     }
-    d->ch[c] = s;
 }
 
 /* Start watch: re-judge the start of channel c under the floor in force at
@@ -525,6 +579,64 @@ static void emg_judge_start(emg_det_t *d, ptrdiff_t c, long long now)
     }
 }
 
+/* Sub-window sums of channels [c0, c0 + g) over rows [a, b), sample-major:
+ * independent accumulators per channel vectorise; per channel the order is
+ * still sample order. */
+static inline __attribute__((always_inline)) void
+emg_wsums(emg_det_t *d, const double *env, ptrdiff_t a, ptrdiff_t b, ptrdiff_t c0,
+          const ptrdiff_t g)
+{
+    const ptrdiff_t nc = d->nc;
+    double ws[16], wq[16];
+    for (ptrdiff_t c = 0; c < g; c++) {
+        ws[c] = d->wacc[3 * (c0 + c)];
+        wq[c] = d->wacc[3 * (c0 + c) + 1];
+    }
+    for (ptrdiff_t i = a; i < b; i++) {
+        const double *row = env + i * nc + c0;
+        for (ptrdiff_t c = 0; c < g; c++) {
+            ws[c] += row[c];
+            wq[c] += row[c] * row[c];
+        }
+    }
+    for (ptrdiff_t c = 0; c < g; c++) {
+        d->wacc[3 * (c0 + c)] = ws[c];
+        d->wacc[3 * (c0 + c) + 1] = wq[c];
+    }
+}
+
+/* The same sums for g = 4 * nv channels with explicit 4-wide vectors (the
+ * generic loop above does not vectorise with a run-time width); the lane
+ * arithmetic is the scalar arithmetic, so both give identical sums. */
+typedef double emg_d4 __attribute__((vector_size(32)));
+
+static __attribute__((noinline)) void
+emg_wsums_v4(emg_det_t *d, const double *env, ptrdiff_t a, ptrdiff_t b, ptrdiff_t c0,
+             ptrdiff_t nv)
+{
+    const ptrdiff_t nc = d->nc;
+    emg_d4 ws[4], wq[4];
+    for (ptrdiff_t g = 0; g < nv; g++)
+        for (int l = 0; l < 4; l++) {
+            ws[g][l] = d->wacc[3 * (c0 + 4 * g + l)];
+            wq[g][l] = d->wacc[3 * (c0 + 4 * g + l) + 1];
+        }
+    for (ptrdiff_t i = a; i < b; i++) {
+        const double *row = env + i * nc + c0;
+        for (ptrdiff_t g = 0; g < nv; g++) {
+            emg_d4 r;
+            memcpy(&r, row + 4 * g, sizeof r);
+            ws[g] += r;
+            wq[g] += r * r;
+        }
+    }
+    for (ptrdiff_t g = 0; g < nv; g++)
+        for (int l = 0; l < 4; l++) {
+            d->wacc[3 * (c0 + 4 * g + l)] = ws[g][l];
+            d->wacc[3 * (c0 + 4 * g + l) + 1] = wq[g][l];
+        }
+}
+
 /* env: m x nc envelope rows.  At most one event per channel per sample,
  * plus two per channel from a start re-judgement, so the caller sizes d->ev
  * for (m + 2) * nc events. */
@@ -549,22 +661,11 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
                    sample order */
                 for (ptrdiff_t c0 = 0; c0 < nc; c0 += 16) {
                     const ptrdiff_t g = nc - c0 < 16 ? nc - c0 : 16;
-                    double ws[16], wq[16];
-                    for (ptrdiff_t c = 0; c < g; c++) {
-                        ws[c] = d->wacc[3 * (c0 + c)];
-                        wq[c] = d->wacc[3 * (c0 + c) + 1];
-                    }
-                    for (ptrdiff_t i = a; i < b; i++) {
-                        const double *row = env + i * nc + c0;
-                        for (ptrdiff_t c = 0; c < g; c++) {
-                            ws[c] += row[c];
-                            wq[c] += row[c] * row[c];
-                        }
-                    }
-                    for (ptrdiff_t c = 0; c < g; c++) {
-                        d->wacc[3 * (c0 + c)] = ws[c];
-                        d->wacc[3 * (c0 + c) + 1] = wq[c];
-                    }
+                    /* constant widths unroll into vector registers */
+                    if (g % 4 == 0)
+                        emg_wsums_v4(d, env, a, b, c0, g / 4);
+                    else
+                        emg_wsums(d, env, a, b, c0, g);
                 }
                 pos += b - a;
                 a = b;
@@ -618,6 +719,8 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
                     d->hvar[c * d->hist_cap + hist_pos] = emg_sub_var(d, c);
                     d->wacc[3 * c + 2] = 0.0;
                 }
+                for (ptrdiff_t c = 0; c < nc; c++)
+                    emg_hist_insert(d, c, (int)hist_pos, hist_len);
                 if (++hist_pos == d->hist_cap)
                     hist_pos = 0;
                 if (hist_len < d->hist_cap)

@@ -7,9 +7,14 @@
  * overlap the recurrences of different sections (a section-major variant
  * with the state in registers measured no faster: it is latency-bound).
  *
- * On x86-64 with GCC the kernel is compiled twice (AVX2 and baseline) and the
- * loader picks one at run time (target_clones), so the wheel stays portable.
- * No FMA is enabled, so both clones give bit-identical results.
+ * On x86-64 with GCC the kernel is compiled twice (x86-64-v3, i.e. AVX2 +
+ * FMA, and baseline) and the loader picks one at run time (target_clones),
+ * so the wheel stays portable.  The v3 clone contracts a*b + c into FMAs,
+ * which shortens each biquad's recurrence (two FMAs instead of add, mul and
+ * sub) and is 15-25 % faster; its results differ from the baseline clone's
+ * in the last bits (both stay within 1e-10 of scipy.signal.sosfilt).  On a
+ * given machine the output is still bit-identical for any split of the
+ * input.
  */
 #ifndef GLUTEBRIDGE_EMG_KERNELS_H
 #define GLUTEBRIDGE_EMG_KERNELS_H
@@ -19,7 +24,7 @@
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define EMG_CLONES __attribute__((target_clones("avx2", "default")))
+#define EMG_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define EMG_CLONES
 #endif
@@ -179,6 +184,33 @@ emg_chain_vec(emg_chain_t *ch, const double *restrict x, ptrdiff_t n,
         for (ptrdiff_t g = 0; g < nv; g++)
             EMG_ST4(env + i * nc + 4 * g, v[g]);
     }
+}
+
+/* Index of the first non-finite value in x[0, n), or -1.  The common case
+ * (all finite) is a branch-free vector pass: x * 0 is 0 for finite x and NaN
+ * for NaN/inf, and NaN survives the sums. */
+static ptrdiff_t
+emg_find_nonfinite(const double *x, ptrdiff_t n)
+{
+    emg_v4 a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0;
+    ptrdiff_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        emg_v4 r0, r1;
+        EMG_LD4(r0, x + k);
+        EMG_LD4(r1, x + k + 4);
+        a0 += r0 * 0.0;
+        a1 += r1 * 0.0;
+    }
+    double tail = 0.0;
+    for (ptrdiff_t j = k; j < n; j++)
+        tail += x[j] * 0.0;
+    const emg_v4 a = a0 + a1;
+    if (isfinite(a[0] + a[1] + a[2] + a[3] + tail))
+        return -1;
+    for (k = 0; k < n; k++)
+        if (!isfinite(x[k]))
+            return k;
+    return -1;
 }
 
 /* Vector path for 4/8/12/16 channels with |x| rectification and a low-pass

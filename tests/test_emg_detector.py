@@ -451,6 +451,25 @@ def test_nonfinite_raise_keeps_state():
     assert got == ref
 
 
+@pytest.mark.parametrize("channels", [1, 3, 8])
+def test_nonfinite_found_anywhere(channels):
+    """Every position (vector body and scalar tail of the finder, long
+    blocks that release the GIL) and every kind of non-finite value."""
+    rng = np.random.default_rng(channels)
+    for n in (1, 5, 33, 2100):
+        block = rng.normal(size=(n, channels))
+        det = ContractionDetector(channels, RATE)
+        det.process(block)                      # finite: accepted
+        for k in {0, n * channels // 2, n * channels - 1}:
+            for bad_value in (np.nan, np.inf, -np.inf):
+                bad = block.copy()
+                bad.flat[k] = bad_value
+                before = det.sample_count
+                with pytest.raises(SignalError, match=f"row {k // channels}, channel {k % channels} "):
+                    det.process(bad)
+                assert det.sample_count == before
+
+
 def test_nonfinite_hold_bridges_gaps():
     x, truth = sim(8, channels=2, duration=8.0)
     y = x.copy()
