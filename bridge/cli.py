@@ -71,18 +71,21 @@ def cmd_demo(args) -> int:
                       f"wearable at {args.speed:g}x" + (" (as fast as possible)"
                                                         if args.speed <= 0 else ""))
     _run(demo(scenario=args.scenario, seed=args.seed, speed=args.speed, faults=_faults(args),
-              out=out, record=args.record))
+              out=out, record=args.record, profile=args.profile, no_profile=args.no_profile))
     return 0
 
 
 def cmd_stream(args) -> int:
     from bridge.commands.streaming import stream
 
+    conn_opts = {}
+    if args.give_up is not None:
+        conn_opts["reconnect_timeout"] = args.give_up
+    if args.stall is not None:
+        conn_opts["stall_timeout"] = args.stall
     _run(stream(args.url, out=_outputs(args, f"glutebridge — {args.url}"), record=args.record,
                 duration=args.duration, profile=args.profile, no_profile=args.no_profile,
-                stance_duration=args.stance_duration,
-                connection_options=({"reconnect_timeout": args.give_up}
-                                    if args.give_up is not None else None)))
+                stance_duration=args.stance_duration, connection_options=conn_opts or None))
     return 0
 
 
@@ -173,9 +176,10 @@ def cmd_test(args) -> int:
     out = _outputs(args, f"glutebridge test {args.protocol}")
     if args.protocol == "single-leg":
         _run(single_leg(args.url, legs=tuple(args.legs.split(",")), duration=args.duration,
-                        out=out))
+                        out=out, profile=args.profile, no_profile=args.no_profile))
     else:
-        _run(activation(args.url, reps=args.reps, hold_s=args.hold, out=out))
+        _run(activation(args.url, reps=args.reps, hold_s=args.hold, out=out,
+                        profile=args.profile, no_profile=args.no_profile))
     return 0
 
 
@@ -276,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--scenario", default="demo",
                    help="demo, bridge-reps, holds, clamshells, late-glute or single-leg")
     d.add_argument("--record", metavar="FILE", help="also record the session's raw bytes")
+    _add_profile_options(d, recorded=False, live=True)
     _add_fault_options(d, drop=0.002, bits=1e-6)
     _add_output_options(d, report_default=DEMO_REPORT)
     d.set_defaults(func=cmd_demo)
@@ -291,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end the session when the device has been gone this many seconds "
                         "(default: keep reconnecting until Ctrl-C); either way the summary "
                         "and files cover what arrived")
+    s.add_argument("--stall", type=float, metavar="S",
+                   help="count the link as lost when no data arrived for S seconds although "
+                        "it looks connected (device hung, stale BLE link, wedged adapter), "
+                        "say so and reconnect (default: 20 packet periods, at least 2 s; "
+                        "0 = off)")
     _add_profile_options(s, live=True)
     s.add_argument("--stance-duration", type=float, default=30.0,
                    help="single-leg stance goal in seconds (default 30)")
@@ -385,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--duration", type=float, default=30.0, help="stance goal s (default 30)")
     t.add_argument("--reps", type=int, default=5, help="activation test reps (default 5)")
     t.add_argument("--hold", type=float, default=10.0, help="hold seconds (default 10)")
+    _add_profile_options(t)
     _add_output_options(t)
     t.set_defaults(func=cmd_test)
     return p

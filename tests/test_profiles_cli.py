@@ -108,6 +108,33 @@ def test_stream_says_the_profile_applied_and_warns_when_nothing_is_detected(forc
     assert "--no-profile" in r.out
 
 
+def test_demo_and_test_take_a_profile_like_stream(forced, tmp_path):
+    d, _ = forced
+    applied = "profile anna2 applied (calibrated 20"
+    r = gb("demo", "--speed", "0", "--profile", "anna2", "--view", "lines",
+           "--json", str(tmp_path / "d.json"), "--report", str(tmp_path / "d.html"), cwd=d)
+    assert r.returncode == 0, r.out
+    assert applied in r.out and "warning" not in r.out
+    cs = _contractions(tmp_path / "d.json")
+    assert len(cs) >= 30 and all(c["pct_mvc"] is not None for c in cs)
+    r = gb("demo", "--speed", "40", "--profile", "anna2", "--view", "lines",
+           "--report", str(tmp_path / "d2.html"), cwd=d)
+    assert r.returncode == 0 and applied in r.out
+    r = gb("test", "activation", "sim://demo?speed=40", "--profile", "anna2", "--view",
+           "lines", "--json", str(tmp_path / "a.json"), cwd=d)
+    assert r.returncode == 0 and applied in r.out, r.out
+    cs = _contractions(tmp_path / "a.json")
+    assert len(cs) >= 30 and all(c["pct_mvc"] is not None for c in cs)
+    r = gb("test", "single-leg", "sim://single-leg?speed=40", "--profile", "anna2", "--view",
+           "lines", cwd=d)
+    assert r.returncode == 0 and applied in r.out
+    for cmd in (["demo", "--speed", "0"], ["test", "single-leg", "sim://single-leg"]):
+        r = gb(*cmd, "--profile", "nobody", cwd=d)
+        assert r.returncode == 1 and "glutebridge calibrate URL --profile nobody" in r.out
+        r = gb(*cmd, "--profile", "anna2", "--no-profile", cwd=d)
+        assert r.returncode == 2 and "not allowed with argument" in r.out
+
+
 def test_recording_keeps_the_profile_and_files_agree_with_live(forced, tmp_path):
     d, _ = forced
     rec = tmp_path / "x.gbrec"

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bridge.commands.run import Outputs, run_session
+from bridge.commands.streaming import profiled_session, recorded_profile
 from bridge.errors import ConfigError, TransportError
 from bridge.profiles import (MVC_MARGIN, REST_STEADY, REST_WINDOW, Profile, check_profile,
                              load_profile, now_stamp, profile_path, save_profile)
@@ -230,20 +231,26 @@ def _check_table(prof: Profile, checks) -> Table:
 
 async def single_leg(url: str, *, legs=("right", "left"), duration: float = 30.0,
                      out: Outputs, transport_options: dict | None = None,
-                     countdown: float = 5.0, operator: bool | None = None) -> dict:
-    """Timed single-leg stance on each leg, then the left/right comparison.
+                     countdown: float = 5.0, operator: bool | None = None,
+                     profile: str | None = None, no_profile: bool = False) -> dict:
+    """Timed single-leg stance on each leg (goal ``duration`` s), then the left/right
+    comparison.
 
     ``operator`` (default: not for sim:// and replay://) makes the host lead:
     it prompts, counts down ``countdown`` s and marks each leg's phase on the
-    wearable; otherwise the device's own phase markers lead.
+    wearable; otherwise the device's own phase markers lead.  ``profile`` and
+    ``no_profile`` calibrate the EMG as in :func:`bridge.commands.streaming.stream`.
     """
-    conn = Connection(make_transport(url, **(transport_options or {})))
-    session = Session(stance_duration=duration)
+    transport = make_transport(url, **(transport_options or {}))
+    session, note = profiled_session(out, profile, duration,
+                                     recorded=recorded_profile(url, transport),
+                                     no_profile=no_profile)
+    conn = Connection(transport)
     console = out.console
     await conn.open()
     try:
         if not (operator if operator is not None else not _scripted(url)):
-            return await run_session(conn, session, out, stats=lambda: conn.stats)
+            return await _run(conn, session, out, note)
         done = asyncio.Event()
 
         def watch(ev) -> None:
@@ -270,24 +277,36 @@ async def single_leg(url: str, *, legs=("right", "left"), duration: float = 30.0
             await conn.close()
 
         task = asyncio.get_running_loop().create_task(drive())
-        results = await run_session(conn, session, out, stats=lambda: conn.stats,
-                                    extra_sinks=[watch])
+        results = await _run(conn, session, out, note, watch)
         await task
         return results
     finally:
         await conn.close()
 
 
+async def _run(conn: Connection, session: Session, out: Outputs, note, *sinks) -> dict:
+    results = await run_session(conn, session, out, stats=lambda: conn.stats,
+                                extra_sinks=[note, *sinks])
+    note.after(results)
+    return results
+
+
 async def activation(url: str, *, reps: int = 5, hold_s: float = 10.0, out: Outputs,
-                     transport_options: dict | None = None) -> dict:
-    """Rest, MVC, glute bridge reps and a hold: firing order, symmetry, %MVC, holds."""
-    conn = Connection(make_transport(url, **(transport_options or {})))
-    session = Session()
+                     transport_options: dict | None = None, profile: str | None = None,
+                     no_profile: bool = False) -> dict:
+    """Rest, MVC, glute bridge reps and a hold: firing order, symmetry, %MVC, holds.
+
+    ``profile`` and ``no_profile`` calibrate the EMG as in
+    :func:`bridge.commands.streaming.stream`."""
+    transport = make_transport(url, **(transport_options or {}))
+    session, note = profiled_session(out, profile, recorded=recorded_profile(url, transport),
+                                     no_profile=no_profile)
+    conn = Connection(transport)
     console = out.console
     await conn.open()
     try:
         if _scripted(url):
-            return await run_session(conn, session, out, stats=lambda: conn.stats)
+            return await _run(conn, session, out, note)
 
         async def drive() -> None:
             steps = [("rest", 5.0, "Lie on your back, knees bent, and relax completely"),
@@ -311,7 +330,7 @@ async def activation(url: str, *, reps: int = 5, hold_s: float = 10.0, out: Outp
             await conn.close()
 
         task = asyncio.get_running_loop().create_task(drive())
-        results = await run_session(conn, session, out, stats=lambda: conn.stats)
+        results = await _run(conn, session, out, note)
         await task
         return results
     finally:

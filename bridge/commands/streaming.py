@@ -27,9 +27,33 @@ def session_for(profile: str | None = None, stance_duration: float = 30.0, *,
     return session, origin
 
 
+def recorded_profile(url: str, transport) -> dict | None:
+    """The profile stored in the recording a ``replay://`` transport plays (else None)."""
+    if url.lower().startswith("replay://"):
+        return transport.reader.meta.get("profile")
+    return None
+
+
+def profiled_session(out: Outputs, profile: str | None = None, stance_duration: float = 30.0,
+                     *, recorded: dict | None = None,
+                     no_profile: bool = False) -> tuple[Session, ProfileNote]:
+    """A session calibrated as :func:`session_for` says, and the sink that prints
+    ``profile NAME applied ...`` (or why not) on the outputs' terminal.
+
+    Every session command (stream, replay, demo, test) uses it: pass the note in
+    ``run_session(extra_sinks=...)`` and call ``note.after(results)`` at the end.
+    """
+    session, origin = session_for(profile, stance_duration, recorded=recorded,
+                                  no_profile=no_profile)
+    return session, ProfileNote(session.profile, lambda text: _say(out, text), origin)
+
+
 async def demo(*, scenario: str = "demo", seed: int = 0, speed: float = 2.0,
-               faults=None, out: Outputs, record: str | None = None) -> dict:
-    """The main job: the virtual wearable through the whole stack, then a summary."""
+               faults=None, out: Outputs, record: str | None = None,
+               profile: str | None = None, no_profile: bool = False) -> dict:
+    """The main job: the virtual wearable through the whole stack, then a summary.
+
+    ``profile`` calibrates the session as in :func:`stream`."""
     from bridge.simulator import scenarios
     from bridge.simulator.device import Faults
 
@@ -39,10 +63,14 @@ async def demo(*, scenario: str = "demo", seed: int = 0, speed: float = 2.0,
         # As fast as possible: the in-process wearable, same decoder/assembler/session.
         from bridge.runner import virtual_items
         stats: dict = {}
+        session, note = profiled_session(out, profile, no_profile=no_profile)
         results = await run_session(virtual_items(signals, speed=0, faults=faults, stats=stats),
-                                    Session(), out, stats=lambda: _sim_stats(stats))
+                                    session, out, stats=lambda: _sim_stats(stats),
+                                    extra_sinks=[note])
+        note.after(results)
         return results
-    return await stream(f"sim://{scenario}", out=out, record=record,
+    return await stream(f"sim://{scenario}", out=out, record=record, profile=profile,
+                        no_profile=no_profile,
                         transport_options={"signals": signals, "faults": faults, "speed": speed})
 
 
@@ -67,14 +95,13 @@ async def stream(url: str, *, out: Outputs, record: str | None = None,
     """
     transport = make_transport(url, **(transport_options or {}))
     opts = dict(connection_options or {})
-    recorded = None
     if url.lower().startswith("replay://"):
         opts.setdefault("autostart", False)
         # Same device label as the live session, so replayed results match it key for key.
         opts.setdefault("device", transport.reader.meta.get("device") or transport.url)
-        recorded = transport.reader.meta.get("profile")
-    session, origin = session_for(profile, stance_duration, recorded=recorded,
-                                  no_profile=no_profile)
+    session, note = profiled_session(out, profile, stance_duration,
+                                     recorded=recorded_profile(url, transport),
+                                     no_profile=no_profile)
     writer = None
     if record:
         extra = {}
@@ -85,7 +112,6 @@ async def stream(url: str, *, out: Outputs, record: str | None = None,
             **extra))
         transport = RecordingTransport(transport, writer)
     conn = Connection(transport, **opts)
-    note = ProfileNote(session.profile, lambda text: _say(out, text), origin)
     try:
         await conn.open()
         if out.view in ("live", "lines", "auto") and conn.info is not None:
