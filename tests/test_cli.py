@@ -200,15 +200,30 @@ def test_analyze_a_csv_file(tmp_path):
     (["replay", "notes.txt"], "not a glutebridge recording"),
     (["stream", "sim://no-such-scenario"], "unknown scenario"),
     (["analyze", "notes.txt", "--rate", "1000"], "notes.txt"),
+    # a file of another kind: what the command reads, and what this file looks like
+    (["analyze", "page.html"], "page.html is not a glutebridge recording (.gbrec) or a CSV "
+     "file of EMG samples: it looks like an HTML page. analyze, report and export read"),
+    (["report", "page.html"], "it looks like an HTML page"),
+    (["export", "page.html", "--to", "csv", "-o", "out"], "it looks like an HTML page"),
+    (["replay", "page.html"], "page.html is not a glutebridge recording: it looks like an "
+     "HTML page. replay plays recordings"),
+    (["replay", "nums.csv"], "it looks like a CSV file of numbers"),
+    (["analyze", "r.json"], "it looks like JSON (glutebridge results"),
+    (["analyze", "nums.csv"], "nums.csv: no time column; pass --rate HZ"),
 ])
 def test_bad_input_gives_one_clear_line(tmp_path, args, message):
     (tmp_path / "notes.txt").write_text("hello\n")
+    (tmp_path / "page.html").write_text("<!DOCTYPE html>\n<html><body>\n<p>1</p>\n"
+                                        "</body></html>\n")
+    (tmp_path / "nums.csv").write_text("a,b\n1,2\n3,4\n")
+    (tmp_path / "r.json").write_text('{"devices": {}}\n')
     r = glutebridge(*args, cwd=tmp_path, timeout=60)
     assert r.returncode != 0
     err = r.stderr.strip().splitlines()
     assert err and err[-1].startswith("glutebridge: error:"), r.stderr
     assert message in err[-1]
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "report.html").exists()
 
 
 def test_sigkill_while_recording_leaves_an_analysable_file(tmp_path):

@@ -39,6 +39,73 @@ def is_recording(path) -> bool:
             from None
 
 
+#: What the file commands read, for the errors that say a file is neither.
+ACCEPTED = ("analyze, report and export read recordings made with --record and CSV files of "
+            "EMG columns in mV (a time column, or --rate HZ)")
+
+
+def not_readable(path, looks: str | None = None) -> ConfigError:
+    """The error for a file that is neither a recording nor a CSV file of numbers."""
+    return ConfigError(f"{path} is not a glutebridge recording (.gbrec) or a CSV file of EMG "
+                       f"samples: it looks like {looks or describe_file(path)}. {ACCEPTED}")
+
+
+def describe_file(path) -> str:
+    """What a file looks like, in words (for errors): 'an HTML page', 'a PDF document'..."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        return f"an unreadable file ({exc.strerror})"
+    if not head:
+        return "an empty file (0 bytes)"
+    if head.startswith(MAGIC):
+        return "a glutebridge recording"
+    if p.name.lower().endswith(".gbrec.idx"):
+        return "the index beside a recording (give the .gbrec file itself)"
+    for magic, what in _MAGICS:
+        if head.startswith(magic):
+            return what
+    if b"\x00" in head:
+        return "binary data" + (" (a C3D file?)" if p.suffix.lower() == ".c3d" else "")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the 4096th byte
+            return "binary data"
+        text = head[:exc.start].decode("utf-8")
+    start = text.lstrip().lower()
+    if start.startswith(("<!doctype html", "<html")) or "<html" in start[:1000]:
+        return "an HTML page" + (" (a glutebridge report? analyze the recording it came "
+                                 "from)" if "glutebridge" in start else "")
+    if start.startswith("<"):
+        return "an XML document"
+    if start.startswith(("{", "[")):
+        return "JSON" + (" (glutebridge results: they are already analysed)"
+                         if '"devices"' in text else "")
+    lines = text.splitlines()[1:]  # past a header
+    if len(head) == 4096:
+        lines = lines[:-1]  # cut at 4096 bytes
+    try:
+        delimiter = csv.Sniffer().sniff(text, delimiters=",;\t").delimiter
+    except csv.Error:
+        delimiter = None
+    if lines and delimiter and sum(_numeric_row(r) for r in csv.reader(
+            lines, delimiter=delimiter)) >= len(lines) / 2:
+        return "a CSV file of numbers"
+    return "text without rows of numbers"
+
+
+_MAGICS = (
+    (b"0       ", "an EDF file (export output, not input)"),
+    (b"\xffBIOSEMI", "a BDF file (export output, not input)"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (an Excel or OpenDocument sheet? save it as CSV)"),
+    (b"\x1f\x8b", "gzip-compressed data (decompress it first)"),
+)
+
+
 async def _replay_all(path, session: Session, collector: Collector | None,
                       progress: bool, console: Console, note=None) -> dict:
     transport = ReplayTransport(path, speed=0)
@@ -80,15 +147,21 @@ def load_csv(path, rate: float | None, columns: list[str] | None,
             sample = fh.read(4096)
             fh.seek(0)
             dialect = csv.Sniffer().sniff(sample, delimiters=",;\t ")
-            rows = list(csv.reader(fh, dialect))
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not a readable CSV file ({exc})") from None
+            rows = [r for r in csv.reader(fh, dialect) if r]
+    except (csv.Error, UnicodeDecodeError):
+        raise not_readable(path) from None
+    if not rows:
+        raise not_readable(path)
     header = [h.strip() for h in rows[0]]
     if all(_is_number(h) for h in header):
         header = [f"ch{i}" for i in range(len(header))]
         body = rows
     else:
         body = rows[1:]
+    numeric = sum(1 for r in body if len(r) == len(header) and _numeric_row(r))
+    if numeric == 0 or numeric < len(body) / 2:
+        # e.g. an HTML page or notes: no table of numbers
+        raise not_readable(path, _table_kind(header, body, dialect.delimiter))
     data = np.array([[float(v) if _is_number(v) else np.nan for v in r] for r in body
                      if len(r) == len(header)])
     if data.size == 0:
@@ -119,6 +192,26 @@ def load_csv(path, rate: float | None, columns: list[str] | None,
     if not keep.all():
         x = x[keep]  # e.g. trailing rows holding only some columns
     return x, [header[i] for i in idx], float(rate)
+
+
+def _table_kind(header: list[str], body: list[list[str]], delimiter: str) -> str | None:
+    """A table with text in its rows, in words; None when it is no table (describe_file)."""
+    if [h.lower() for h in header] == ["onset_s", "duration_s", "event"]:
+        return ("the events of an export (its samples are in the *_emg*.csv file beside "
+                "it)")
+    if len(header) < 2 or delimiter == " ":  # words split at spaces: prose, not a table
+        return None
+    for r in body:
+        if len(r) == len(header) and any(_is_number(v) for v in r):
+            text = next(v for v in r if v.strip() and not _is_number(v))
+            return f"a table with text in its rows ({text.strip()[:40]!r})"
+    return None
+
+
+def _numeric_row(row: list[str]) -> bool:
+    """Numbers in every cell but empty ones (lost samples in an export), at least one."""
+    cells = [v for v in row if v.strip()]
+    return bool(cells) and all(_is_number(v) for v in cells)
 
 
 def _is_number(v: str) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 
 from bridge.commands.run import Outputs, _note, run_session
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, RecordingError
 from bridge.profiles import ProfileNote, profile_to_meta, resolve_profile
 from bridge.recording import RecordingWriter
 from bridge.session import Session
@@ -152,6 +153,11 @@ async def replay(path: str, *, speed: float, out: Outputs, profile: str | None =
     profile it was recorded with unless ``profile`` overrides it or ``no_profile``."""
     if speed < 0:
         raise ConfigError(f"speed must be >= 0 (0 = as fast as possible), got {speed}")
+    from bridge.commands.files import describe_file, is_recording
+    if Path(path).is_file() and not is_recording(path):  # (the reader says what else fails)
+        raise RecordingError(f"{path} is not a glutebridge recording: it looks like "
+                             f"{describe_file(path)}. replay plays recordings made with "
+                             "--record (analyze and report also read CSV files)")
     return await stream(f"replay://{path}", out=out, profile=profile, no_profile=no_profile,
                         transport_options={"speed": speed})
 
