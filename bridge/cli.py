@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from bridge.errors import GlutebridgeError
+from bridge.errors import ConfigError, GlutebridgeError
 
 EPILOG = """\
 getting started:
@@ -173,9 +173,17 @@ def cmd_calibrate(args) -> int:
 def cmd_test(args) -> int:
     from bridge.commands.guided import activation, single_leg
 
+    stance = args.stance_duration
+    if args.old_duration is not None:  # `test --duration`, the option's old name
+        if stance is not None:
+            raise ConfigError("--duration is the old name of --stance-duration: give one")
+        print("glutebridge: warning: test --duration is now --stance-duration (as in stream); "
+              "the old name will go", file=sys.stderr)
+        stance = args.old_duration
     out = _outputs(args, f"glutebridge test {args.protocol}")
     if args.protocol == "single-leg":
-        _run(single_leg(args.url, legs=tuple(args.legs.split(",")), duration=args.duration,
+        _run(single_leg(args.url, legs=tuple(args.legs.split(",")),
+                        duration=30.0 if stance is None else stance,
                         out=out, profile=args.profile, no_profile=args.no_profile))
     else:
         _run(activation(args.url, reps=args.reps, hold_s=args.hold, out=out,
@@ -383,8 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "test", help="guided protocols: single-leg stance, activation test",
         description="single-leg: prompts each leg in turn (default right, then left), "
-        "counts down the stance goal (default 30 s) from the moment the foot leaves the "
-        "floor, stops at the first touchdown, then compares the legs and grades them "
+        "counts down the stance goal (--stance-duration, default 30 s) from the moment the "
+        "foot leaves the floor, stops at the first touchdown, then compares the legs and "
+        "grades them "
         "(--age for age norms). activation: rest, maximal contraction, 5 glute bridges and a "
         "10 s hold, then firing order (glute vs hamstrings and lumbar erectors), onset "
         "latencies, left/right symmetry and hold times. Both end with a summary and "
@@ -392,7 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("protocol", choices=["single-leg", "activation"])
     t.add_argument("url", help="source URL of the wearable (sim://single-leg to try)")
     t.add_argument("--legs", default="right,left", help="legs in order (default right,left)")
-    t.add_argument("--duration", type=float, default=30.0, help="stance goal s (default 30)")
+    t.add_argument("--stance-duration", type=float, metavar="S",
+                   help="single-leg stance goal in seconds (default 30)")
+    t.add_argument("--duration", type=float, dest="old_duration",
+                   help=argparse.SUPPRESS)  # deprecated name of --stance-duration
     t.add_argument("--reps", type=int, default=5, help="activation test reps (default 5)")
     t.add_argument("--hold", type=float, default=10.0, help="hold seconds (default 10)")
     _add_profile_options(t)

@@ -309,6 +309,24 @@ def test_guided_single_leg_test_with_the_scripted_virtual_client(tmp_path):
     assert r.returncode == 2 and "not a plausible age" in r.stderr
 
 
+def test_test_single_leg_takes_stance_duration_like_stream(tmp_path):
+    r = glutebridge("test", "--help")
+    assert "--stance-duration" in r.stdout and "--duration" not in r.stdout.replace(
+        "--stance-duration", "")
+    for option in ("--stance-duration", "--duration"):  # the old name still works
+        r = glutebridge("test", "single-leg", "sim://single-leg?speed=25", option, "20",
+                        "--view", "lines", "--json", f"{option[2:]}.json", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "right leg: 20.0 s of 20 s — goal met" in " ".join(r.stdout.split())
+        (dev,) = json.loads((tmp_path / f"{option[2:]}.json").read_text())["devices"].values()
+        assert [dev["stance_comparison"][leg]["goal"] for leg in ("left", "right")] == [20, 20]
+        assert ("warning: test --duration is now --stance-duration" in r.stderr) == (
+            option == "--duration")
+    r = glutebridge("test", "single-leg", "sim://single-leg", "--duration", "20",
+                    "--stance-duration", "25", cwd=tmp_path)
+    assert r.returncode == 1 and "old name of --stance-duration" in r.stderr
+
+
 def test_calibrate_then_stream_with_the_profile(tmp_path):
     # --force: the holds scenario never works glute medius, so its MVC check fails
     r = glutebridge("calibrate", "sim://holds?speed=10", "--profile", "client-b",
