@@ -324,3 +324,83 @@ def test_give_up_ends_the_session_with_its_summary_and_one_error_line(tmp_path):
     assert "ended" in res
     (dev,) = res["devices"].values()
     assert len(dev["contractions"]) >= 20
+
+
+# ------------------------------------------------------- a link that goes quiet
+def _hanging_simulator(port: int, after: float, stall_for: float, cwd) -> subprocess.Popen:
+    """The demo served over TCP by a wearable that hangs ``after`` s after the host's first
+    START, for ``stall_for`` s: the connection stays open, nothing arrives (``Faults.stall_at``
+    on the device's clock, set at START so the host's start-up time does not matter)."""
+    code = ("import asyncio\n"
+            "import firmware_protocol as fp\n"
+            "from bridge.simulator.device import Faults, VirtualWearable\n"
+            "from bridge.simulator.scenarios import build\n"
+            "from bridge.simulator.serve import serve\n"
+            "class Hangs(VirtualWearable):\n"
+            "    def handle(self, cmd):\n"
+            "        if cmd.opcode == fp.Opcode.START and not self.faults.stall_at:\n"
+            f"            self.faults = Faults(stall_at=(self.time + {after},),\n"
+            f"                                 stall_for=float('{stall_for}'))\n"
+            "        return super().handle(cmd)\n"
+            f"asyncio.run(serve('tcp://127.0.0.1:{port}', None, wearable=Hangs(build('demo'))))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # listening?
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("simulator did not start listening")
+
+
+def test_stream_says_a_stalled_link_is_lost_reconnects_and_marks_the_gap(tmp_path):
+    port = _free_port()
+    sim = _hanging_simulator(port, 1.0, 1.5, tmp_path)
+    stream = _stream(port, tmp_path, "--stall", "0.5", "--json", "r.json")
+    try:
+        lines = _Lines(stream)
+        lines.wait_for("connected:", 30)
+        t_lost, lost = lines.wait_for("link lost:", 10)
+        assert "link lost: no data for 0.5 s (link stalled); reconnecting in 0.1 s" in lost
+        assert "keeps trying" in lost
+        t_back, back = lines.wait_for("reconnected after", 10)
+        assert "the gap is marked" in back
+        assert t_back - t_lost < 1.5 + 1.5  # the hang (1.5 s) less 0.5 s, plus a HELLO round
+        lines.wait_for("(while disconnected; stream 1), marked as a gap", 5)
+        stream.send_signal(signal.SIGINT)
+        stream.wait(timeout=60)
+        text = lines.rest()
+        assert stream.returncode == 0, stream.stderr.read()
+        assert "Summary" in text
+    finally:
+        for p in (sim, stream):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    link = json.loads((tmp_path / "r.json").read_text())["link"]
+    assert link["stalls"] == 1 and link["link_losses"] == 1 and link["reconnects"] == 1
+    assert link["stall_timeout"] == 0.5
+
+
+def test_stream_gives_up_on_a_device_that_stays_hung(tmp_path):
+    port = _free_port()
+    sim = _hanging_simulator(port, 1.0, float("inf"), tmp_path)
+    stream = _stream(port, tmp_path, "--stall", "0.5", "--give-up", "1", "--json", "r.json")
+    try:
+        out, err = stream.communicate(timeout=30)
+    finally:
+        for p in (sim, stream):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert stream.returncode == 1, err
+    assert "link lost: no data for 0.5 s (link stalled)" in out
+    assert "gives up after 1 s without it" in out
+    assert "gave up: no link for" in out and "Summary" in out
+    assert "glutebridge: error:" in err and "not back after 1 s" in err
+    assert "Traceback" not in err, err
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert "ended" in res and res["link"]["stalls"] == 1

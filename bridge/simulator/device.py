@@ -4,12 +4,13 @@ Sans-IO like the protocol itself: the transports (pty, TCP, fake BlueZ) move
 its bytes.  The device holds pre-computed physical signals (see
 :mod:`bridge.simulator.scenarios`), quantises them to int16 counts with the
 scales it announces in DEVICE_INFO, and emits EMG/IMU blocks as simulated
-time advances.  Faults (bit errors, dropped packets, clock drift) are
+time advances.  Faults (bit errors, dropped packets, clock drift, hangs) are
 injected here so every transport sees the same faulty device.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 
@@ -60,6 +61,11 @@ class Faults:
     drop_rate: float = 0.0  #: probability that a data packet is never sent
     clock_drift_ppm: float = 0.0  #: device clock runs fast (+) or slow (-)
     disconnect_at: tuple[float, ...] = ()  #: device times (s) of link loss (transports act)
+    #: device times (s) at which it hangs: the link stays up, but nothing is sent (samples,
+    #: markers) and commands are not answered for ``stall_for`` s; then it carries on
+    #: where its clock is (the samples of the hang are never sent)
+    stall_at: tuple[float, ...] = ()
+    stall_for: float = math.inf  #: seconds each hang lasts (inf: until the end)
     seed: int = 0
 
 
@@ -96,6 +102,8 @@ class VirtualWearable:
         self._marker_i = 0
         self.sent_packets = 0
         self.dropped_packets = 0
+        self.stalled_packets = 0  # produced during a hang, never sent
+        self.ignored_commands = 0  # received during a hang, never answered
         self.flipped_bits = 0
         self._emg_counts = self._quantise(signals.emg, EMG_SCALE_MV)
         self._imu_counts = np.empty((0, 6), np.int16)
@@ -135,12 +143,26 @@ class VirtualWearable:
         return (not self.loop and self._next[EMG_STREAM] >= self._emg_counts.shape[0]
                 and self._next[IMU_STREAM] >= self._imu_counts.shape[0])
 
+    def stalled_at(self, t: float) -> bool:
+        """True while the device hangs at playback time ``t`` (``Faults.stall_at``)."""
+        f = self.faults
+        return any(a <= t < a + f.stall_for for a in f.stall_at)
+
+    @property
+    def stalled(self) -> bool:
+        """True while the device hangs (link up, nothing sent, commands unanswered)."""
+        return bool(self.faults.stall_at) and self.stalled_at(self.time)
+
     # -------------------------------------------------------------- commands
     def receive(self, data: bytes) -> bytes:
         """Feed host->device bytes; return the framed answers."""
         out = []
+        stalled = self.stalled
         for packet in self._decoder.feed(data):
             if isinstance(packet, fp.Command):
+                if stalled:
+                    self.ignored_commands += 1
+                    continue
                 out.extend(self.handle(packet))
         return self._send(out, control=True)
 
@@ -201,6 +223,10 @@ class VirtualWearable:
             self._marker_i += 1
         # Emit in time order across streams, as firmware with one queue would.
         timed.sort(key=lambda tp: tp[0])
+        if self.faults.stall_at:
+            kept = [tp for tp in timed if not self.stalled_at(tp[0])]
+            self.stalled_packets += len(timed) - len(kept)
+            timed = kept
         return self._send([p for _, p in timed], control=False)
 
     def _blocks(self, stream, ptype, counts, rate, block) -> list[tuple[float, fp.Packet]]:

@@ -14,11 +14,14 @@ URLs
 ``sim://scenario-name?speed=1&seed=0``  an in-process virtual wearable
 ``replay://path/to/file.gbrec?speed=0``  a recording (speed 0 = as fast as possible)
 
+Live URLs (all but replay://) also take ``?stall=S``: the no-data watchdog's
+timeout (``stall_timeout``; 0 = off).
+
 Every source shares one path (bytes -> decoder -> StreamAssembler -> queue);
 see :mod:`bridge.sources.base`.  Keyword options go to :class:`Connection`
 (``queue_size``, ``handshake_timeout``, ``command_timeout``, ``reconnect``,
 ``backoff``, ``reconnect_timeout``, ``autostart``, ``link_events``, ``clock_factory``,
-``device``) or to the transport (e.g. ``signals``/``faults``/``speed``/``wearable`` for
+``device``, ``stall_timeout``) or to the transport (e.g. ``signals``/``faults``/``speed``/``wearable`` for
 ``sim://``, ``baud`` for serial, ``scan_timeout``/``connect_timeout`` for BLE).
 """
 
@@ -37,7 +40,7 @@ __all__ = ["Connection", "FoundDevice", "LinkSink", "Transport", "make_transport
 
 _CONNECTION_OPTIONS = {"device", "queue_size", "handshake_timeout", "command_timeout",
                        "reconnect", "backoff", "reconnect_timeout", "autostart", "clock_factory",
-                       "link_events"}
+                       "link_events", "stall_timeout"}
 _SCHEMES = ("ble", "serial", "tcp", "sim", "replay")
 
 
@@ -55,6 +58,19 @@ def make_transport(url: str, **options) -> Transport:
     except ValueError as exc:
         raise ConfigError(f"{url}: bad query string ({exc})") from None
     path_part = unquote(path_part)
+    stall = None
+    if scheme != "replay":
+        from bridge.sources._query import query_number
+        stall = query_number(url, query, "stall", None)
+        if stall is not None and stall < 0:
+            raise ConfigError(f"{url}: stall={stall:g} must be >= 0 seconds (0 = off)")
+    transport = _make(url, scheme, path_part, query, options)
+    if stall is not None:
+        transport.stall_timeout = stall
+    return transport
+
+
+def _make(url: str, scheme: str, path_part: str, query: dict, options: dict) -> Transport:
     if scheme == "sim":
         from bridge.sources import sim
         return sim.make(path_part, query, **options)

@@ -10,7 +10,10 @@ plus the capability handshake (HELLO -> DEVICE_INFO), START, commands with
 ACKs, reconnect with exponential backoff (the hole is marked by the assembler
 as a ``Gap(reason="disconnect")``) and queue-overflow accounting (the hole is
 marked as a ``Gap(reason="overflow")``), so a consumer never sees a silent
-loss.
+loss.  A link that stays "connected" but delivers nothing (a hung device, a
+stale BLE connection, a wedged USB-serial adapter, a TCP peer that stopped
+sending) is caught by a no-data watchdog (``stall_timeout``) and goes through
+the same reconnect path as any other link loss.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +31,7 @@ from typing import Any
 import firmware_protocol as fp
 from firmware_protocol import handshake as hs
 
-from bridge.errors import GlutebridgeError, ProtocolError, TransportError
+from bridge.errors import ConfigError, GlutebridgeError, ProtocolError, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,9 @@ class Transport(abc.ABC):
     #: True when each ``data_received`` call is one BLE notification
     #: (counter byte + slice of the framed stream), False for a byte stream.
     notifications: bool = False
+    #: ``?stall=S`` from the URL (None: not given): the default of
+    #: ``Connection(stall_timeout=...)``.
+    stall_timeout: float | None = None
 
     @abc.abstractmethod
     async def open(self, sink: LinkSink) -> None: ...
@@ -108,6 +115,44 @@ class Transport(abc.ABC):
         reconnect).
         """
         return not self.url.startswith(("replay://", "sim://"))
+
+    @property
+    def can_stall(self) -> bool:
+        """Can this link look up but deliver nothing (the no-data watchdog applies)?
+
+        False for ``replay://``: its bytes carry recorded arrival times and a
+        recording's link losses, stalls included, are replayed where they
+        happened.
+        """
+        return not self.url.startswith("replay://")
+
+    def host_dropped(self, exc: BaseException) -> None:
+        """The connection declared the link lost itself (no data for too long).
+
+        Called before the connection closes the transport.  Nothing to do for
+        a plain transport; a recorder notes the loss, so a replay drops the
+        link at the same point.
+        """
+
+
+#: Stall watchdog when nothing else is said: at least this many seconds...
+STALL_MIN = 2.0
+#: ...and at least this many packet periods of the device's fastest stream.
+STALL_PERIODS = 20
+
+
+def _stall_option(value, where: str = "stall_timeout"):
+    """``"auto"``, None (off) or seconds > 0; 0 and inf mean off."""
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return value
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be a number of seconds, 0/None (off) or 'auto', "
+                          f"got {value!r}") from None
+    if math.isnan(value) or value < 0:
+        raise ConfigError(f"{where} must be >= 0 seconds (0 = off), got {value:g}")
+    return None if value == 0 or math.isinf(value) else value
 
 
 _END = object()
@@ -150,6 +195,18 @@ class Connection(LinkSink):
         back and when giving up; None = ``transport.reports_link`` (on for
         tcp/serial/ble, off for sim/replay).
     clock_factory: passed to the StreamAssembler (device->host clock fit).
+    stall_timeout: the no-data watchdog: when nothing at all has arrived for
+        this many seconds while the link is up and streaming was asked for,
+        the link counts as lost (``LinkState("lost", reason="no data for X s
+        (link stalled)")``): the transport is closed and reconnected like
+        after any other link loss, and the samples missed are a
+        ``Gap(reason="disconnect")``.  ``"auto"`` (default): the URL's
+        ``?stall=S`` if given, else ``max(2 s, 20 packet periods of the
+        fastest stream)`` (the period = samples per block / declared rate,
+        as received) on tcp/serial/ble and off for sim/replay.  0 or None:
+        off.  Never on for ``replay://`` (a recorded stall replays as the
+        link loss it caused).  It watches the transport's arrivals, not the
+        consumer: a slow or paused consumer does not trip it.
     """
 
     def __init__(self, transport: Transport, *, device: str | None = None,
@@ -157,7 +214,8 @@ class Connection(LinkSink):
                  command_timeout: float = 1.0, reconnect: bool = True,
                  backoff: tuple[float, float] = (0.05, 2.0),
                  reconnect_timeout: float | None = None, autostart: bool = True,
-                 link_events: bool | None = None, clock_factory=None) -> None:
+                 link_events: bool | None = None, clock_factory=None,
+                 stall_timeout: float | str | None = "auto") -> None:
         from bridge.stream import StreamAssembler
 
         if queue_size < 1:
@@ -176,6 +234,18 @@ class Connection(LinkSink):
         self.reconnect_timeout = reconnect_timeout
         self.autostart = autostart
         self.link_events = transport.reports_link if link_events is None else bool(link_events)
+        stall = _stall_option(stall_timeout)
+        if stall == "auto":
+            url_stall = _stall_option(transport.stall_timeout, f"{transport.url}: stall")
+            stall = url_stall if transport.stall_timeout is not None else (
+                "auto" if transport.reports_link else None)
+        #: The watchdog's setting: seconds, "auto" (derived from the stream) or None (off).
+        self.stall_timeout = stall if transport.can_stall else None
+        self._rx_at = 0.0  # time.monotonic() of the last bytes from the transport
+        self._watch_handle: asyncio.TimerHandle | None = None
+        self._watch_due = 0.0
+        self._watch_deferred = False
+        self._close_task: asyncio.Task | None = None
         self.info: fp.DeviceInfo | None = None
         self._queue: collections.deque = collections.deque()
         self._wake = asyncio.Event()
@@ -215,12 +285,12 @@ class Connection(LinkSink):
             raise
         self._opened = True  # from now on a lost link is reconnected
 
-    async def _establish(self) -> None:
+    async def _establish(self, handshake_timeout: float | None = None) -> None:
         self._ready = False
         self._announced = False
         self._decoder.reset()
         await self.transport.open(self)
-        self.info = await self._handshake()
+        self.info = await self._handshake(handshake_timeout)
         self._ready = True
         if self._lost_at is not None:
             # Back: say so before the first samples (and their disconnect Gap) arrive.
@@ -230,12 +300,14 @@ class Connection(LinkSink):
             self._lost_at = None
         if self._streaming_wanted:
             await self._command(hs.start(self._next_seq()), retries=3)
+            self._arm_watchdog()
 
     async def close(self) -> None:
         """Stop streaming (best effort) and close the transport."""
         if self._closing:
             return
         self._closing = True
+        self._disarm_watchdog()
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
             with contextlib.suppress(BaseException):
@@ -258,9 +330,10 @@ class Connection(LinkSink):
         self._cmd_seq = (seq + 1) % 65536
         return seq
 
-    async def _handshake(self) -> fp.DeviceInfo:
+    async def _handshake(self, timeout: float | None = None) -> fp.DeviceInfo:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.handshake_timeout
+        timeout = self.handshake_timeout if timeout is None else timeout
+        deadline = loop.time() + timeout
         while True:
             self._info_waiter = loop.create_future()
             await self.transport.write(fp.encode(hs.hello(self._next_seq())))
@@ -270,7 +343,7 @@ class Connection(LinkSink):
             except asyncio.TimeoutError:
                 if loop.time() >= deadline:
                     raise TransportError(
-                        f"{self.transport.url}: no DEVICE_INFO within {self.handshake_timeout:g} s "
+                        f"{self.transport.url}: no DEVICE_INFO within {timeout:g} s "
                         "after HELLO; is this a glutebridge wearable with firmware running? "
                         "Power-cycle it or check the port/address") from None
                 continue
@@ -317,7 +390,9 @@ class Connection(LinkSink):
     async def start(self, stream: int | None = None) -> fp.Ack:
         """Ask the device to stream (all streams, or one)."""
         self._streaming_wanted = True
-        return await self.command(hs.start(0, stream), retries=2)
+        ack = await self.command(hs.start(0, stream), retries=2)
+        self._arm_watchdog()
+        return ack
 
     async def stop(self, stream: int | None = None) -> fp.Ack:
         """Ask the device to stop streaming."""
@@ -334,6 +409,9 @@ class Connection(LinkSink):
 
     # ------------------------------------------------------- transport side
     def data_received(self, data: bytes, host_time: float) -> None:
+        # The watchdog measures arrivals here, on the transport's side of the queue
+        # (``host_time`` may be a recorded time; this is now).
+        self._rx_at = time.monotonic()
         try:
             packets = self._decoder.feed(data)
         except Exception:  # the decoders never raise on bad bytes; be safe anyway
@@ -406,6 +484,7 @@ class Connection(LinkSink):
         was_ready = self._ready
         self._ready = False
         self._announced = False
+        self._disarm_watchdog()
         self._fail_waiters(TransportError(f"{self.transport.url}: link lost ({exc})"))
         if final:
             self._end()
@@ -429,6 +508,10 @@ class Connection(LinkSink):
     async def _reconnect_loop(self, cause: BaseException | None) -> None:
         delay = self.backoff[0]
         last: BaseException | None = cause
+        # Close at once: a link the watchdog gave up on is still open, and its
+        # late bytes must not reach the next link's decoder.
+        with contextlib.suppress(Exception):
+            await self.transport.close()
         while not self._closing:
             await asyncio.sleep(delay)
             self._counts["reconnect_attempts"] += 1
@@ -436,7 +519,7 @@ class Connection(LinkSink):
             try:
                 with contextlib.suppress(Exception):
                     await self.transport.close()
-                await self._establish()
+                await self._establish(self._attempt_handshake_timeout())
                 self._counts["reconnects"] += 1
                 return
             except asyncio.CancelledError:
@@ -459,6 +542,89 @@ class Connection(LinkSink):
             delay = min(delay * 2, self.backoff[1])
             self._link_state("retrying", now, reason=self._reason(last), attempt=self._attempt,
                              retry_in=delay, down_for=down)
+
+    def _attempt_handshake_timeout(self) -> float:
+        """A reconnect attempt's wait for DEVICE_INFO: not past the give-up time.
+
+        A device that accepts the link but does not answer (hung) would
+        otherwise hold each attempt for the full ``handshake_timeout``; at
+        least one HELLO round (``command_timeout``) is always allowed.
+        """
+        if self.reconnect_timeout is None or self._lost_at is None:
+            return self.handshake_timeout
+        left = self._lost_at + self.reconnect_timeout - time.monotonic()
+        return min(self.handshake_timeout, max(left, self.command_timeout))
+
+    # ------------------------------------------------------- stall watchdog
+    @property
+    def stall_limit(self) -> float | None:
+        """Seconds without any arrival after which the link counts as lost (None: off)."""
+        setting = self.stall_timeout
+        if setting != "auto":
+            return setting
+        # 20 packet periods of the fastest stream (block size as received / declared rate).
+        info = self.assembler.info
+        period = None
+        if info is not None:
+            counters = getattr(self.assembler, "counters", {}) or {}
+            for s in info.streams:
+                c = counters.get(s.stream_id)
+                if c is not None and c.chunks and s.rate > 0:
+                    p = c.received / c.chunks / s.rate
+                    period = p if period is None else min(period, p)
+        return STALL_MIN if period is None else max(STALL_MIN, STALL_PERIODS * period)
+
+    def _arm_watchdog(self) -> None:
+        """(Re)start the watchdog from now: the link is up and streaming was asked for."""
+        self._disarm_watchdog()
+        if self.stall_timeout is None or self._closing or self._ended:
+            return
+        self._rx_at = time.monotonic()
+        self._watch_deferred = False
+        self._schedule_watch(self.stall_limit)
+
+    def _disarm_watchdog(self) -> None:
+        handle, self._watch_handle = self._watch_handle, None
+        if handle is not None:
+            handle.cancel()
+
+    def _schedule_watch(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._watch_due = time.monotonic() + delay
+        self._watch_handle = loop.call_later(delay, self._watch)
+
+    def _watch(self) -> None:
+        self._watch_handle = None
+        limit = self.stall_limit
+        if (limit is None or not self._ready or not self._streaming_wanted or self._closing
+                or self._ended):
+            return  # re-armed by the next START / reconnect
+        now = time.monotonic()
+        silent = now - self._rx_at
+        if silent < limit:
+            self._watch_deferred = False
+            self._schedule_watch(self._rx_at + limit - now)
+            return
+        if now - self._watch_due > 0.1 and not self._watch_deferred:
+            # This check ran late: the event loop was busy (a consumer blocking it),
+            # not necessarily the link.  Let bytes waiting behind us in first.
+            self._watch_deferred = True
+            self._schedule_watch(0.02)
+            return
+        self._stalled(silent)
+
+    def _stalled(self, silent: float) -> None:
+        """No data for ``silent`` s on a link that looks up: lose it like any other."""
+        self._counts["stalls"] += 1
+        exc = TransportError(f"{self.transport.url}: no data for {silent:.1f} s (link stalled)")
+        log.info("%s", exc)
+        with contextlib.suppress(Exception):
+            self.transport.host_dropped(exc)
+        self.link_lost(exc)
+        if not self.reconnect:
+            # No reconnect loop to close it: do it here.
+            self._close_task = asyncio.get_running_loop().create_task(
+                self._shutdown_transport())
 
     def _reason(self, exc: BaseException | None) -> str:
         """An exception as a short reason (without the URL every message starts with)."""
@@ -542,6 +708,8 @@ class Connection(LinkSink):
             "link_losses": self._counts["link_losses"],
             "reconnect_attempts": self._counts["reconnect_attempts"],
             "reconnects": self._counts["reconnects"],
+            "stalls": self._counts["stalls"],
+            "stall_timeout": self.stall_limit,
             "assembler_errors": self._counts["assembler_errors"],
             "transport": self.transport.extra_stats(),
         }

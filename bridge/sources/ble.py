@@ -220,7 +220,8 @@ class BleTransport(Transport):
 
 def make(rest: str, query: dict, **options) -> BleTransport:
     if query:
-        raise ConfigError(f"ble://{rest}: unknown option(s) {', '.join(sorted(query))}")
+        raise ConfigError(f"ble://{rest}: unknown option(s) {', '.join(sorted(query))} "
+                          "(ble:// takes stall)")
     if rest.startswith("name="):
         name = rest[5:]
         if not name:

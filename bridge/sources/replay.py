@@ -44,10 +44,17 @@ class RecordingTransport(Transport):
         self.writer = writer
         self.url = inner.url
         self.notifications = inner.notifications
+        self.stall_timeout = inner.stall_timeout
 
     async def open(self, sink: LinkSink) -> None:
         await self.inner.open(_RecordingSink(sink, self.writer))
         self.writer.write(Kind.LINK_UP, b"", time.monotonic())
+
+    def host_dropped(self, exc: BaseException) -> None:
+        # The connection gave up on a link that delivered nothing: record the loss
+        # (the transport reports none), so a replay drops the link at this point too.
+        self.writer.write(Kind.LINK_LOST, str(exc).encode(), time.monotonic())
+        self.inner.host_dropped(exc)
 
     async def write(self, data: bytes) -> None:
         self.writer.data_out(data, time.monotonic())

@@ -112,5 +112,5 @@ def make(path: str, query: dict, baud: int | None = None) -> SerialTransport:
             raise ConfigError(f"serial://{path}: baud must be an integer, got {raw!r}") from None
     if query:
         raise ConfigError(f"serial://{path}: unknown option(s) {', '.join(sorted(query))} "
-                          "(serial:// takes baud)")
+                          "(serial:// takes baud and stall)")
     return SerialTransport(path, baud)

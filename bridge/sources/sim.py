@@ -134,7 +134,7 @@ def make(url_rest: str, query: dict, *, signals: Signals | None = None,
     seed = query_number(url, query, "seed", 0, int) if seed is None else seed
     if query:
         raise ConfigError(f"{url}: unknown option(s) {', '.join(sorted(query))} "
-                          "(sim:// takes speed and seed)")
+                          "(sim:// takes speed, seed and stall)")
     device = wearable
     if device is None:
         if signals is None:

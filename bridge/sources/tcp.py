@@ -82,7 +82,8 @@ class TcpTransport(Transport):
 
 def make(netloc: str, query: dict, **options) -> TcpTransport:
     if query:
-        raise ConfigError(f"tcp://{netloc}: unknown option(s) {', '.join(sorted(query))}")
+        raise ConfigError(f"tcp://{netloc}: unknown option(s) {', '.join(sorted(query))} "
+                          "(tcp:// takes stall)")
     host, sep, port = netloc.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"tcp://{netloc}: expected tcp://HOST:PORT, e.g. tcp://127.0.0.1:7777")
