@@ -267,9 +267,10 @@ def _compute(x: np.ndarray, p: _Params) -> dict[str, np.ndarray]:
         d = np.diff(x, axis=0)  # d[i] = x[i+1] - x[i]: pair i lies in window j if j*s <= i < j*s + w - 1
         ad = np.abs(d)
         if "WL" in want:
-            # pad so pair index ranges line up with windows; drop the pair leaving the window
-            padded = np.concatenate((ad, np.zeros((1, ch))))
-            out["WL"] = _window_sums(padded, w, s, nw) - padded[np.arange(nw) * s + w - 1]
+            # the w - 1 pairs of window j are ad[j*s : j*s + w - 1]; summed directly (a sum
+            # over w pairs minus the one leaving the window cancelled: relative errors of
+            # 5e-12 on quiet windows, and streaming != one pass)
+            out["WL"] = (_window_sums(ad, w - 1, s, nw) if w > 1 else np.zeros((nw, ch)))
         if "WAMP" in want:
             out["WAMP"] = _window_counts(ad > p.wamp, 0, 1, w, s, nw)
         if "ZC" in want:

@@ -276,11 +276,17 @@ class ProfileNote:
         self.say(f"profile {self.profile.name} applied ({self.profile.describe()}{origin})")
 
     def after(self, results: dict) -> None:
-        """Warn when the calibrated run found no contraction at all."""
+        """Warn when the calibrated run found no contraction at all, where the
+        session asked for some (a free stream, or an mvc/reps/hold phase; a
+        stance-only protocol expects none)."""
         if not self.applied:
             return
-        n = sum(len(d.get("contractions", ())) for d in results.get("devices", {}).values())
-        if n == 0:
+        devices = results.get("devices", {}).values()
+        n = sum(len(d.get("contractions", ())) for d in devices)
+        expected = any(not d.get("phases") or any(ph.get("phase") in ("mvc", "reps", "hold")
+                                                  for ph in d["phases"])
+                       for d in devices)
+        if n == 0 and expected:
             self.say(f"warning: no contractions detected with profile {self.profile.name}. If "
                      "the client did contract, its rest baseline is probably too high (a "
                      "contraction during the rest phase): calibrate again, or compare with "

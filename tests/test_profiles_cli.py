@@ -128,6 +128,8 @@ def test_demo_and_test_take_a_profile_like_stream(forced, tmp_path):
     r = gb("test", "single-leg", "sim://single-leg?speed=40", "--profile", "anna2", "--view",
            "lines", cwd=d)
     assert r.returncode == 0 and applied in r.out
+    # a stance-only protocol expects no contraction: no "no contractions" warning
+    assert "warning" not in r.out, r.out
     for cmd in (["demo", "--speed", "0"], ["test", "single-leg", "sim://single-leg"]):
         r = gb(*cmd, "--profile", "nobody", cwd=d)
         assert r.returncode == 1 and "glutebridge calibrate URL --profile nobody" in r.out
