@@ -66,6 +66,10 @@ def _run(coro):
 def cmd_demo(args) -> int:
     from bridge.commands.streaming import demo
 
+    if args.record and args.speed <= 0:
+        # speed 0 runs the wearable in-process: there is no byte stream to record
+        raise ConfigError(f"--record {args.record} needs the wearable's byte stream, which "
+                          "--speed 0 skips; give a speed above 0 (e.g. --speed 50)")
     out = _outputs(args, "glutebridge demo — virtual wearable", default_report=DEMO_REPORT)
     out.console.print(f"[bold]glutebridge demo[/] — scenario '{args.scenario}' from the virtual "
                       f"wearable at {args.speed:g}x" + (" (as fast as possible)"

@@ -134,6 +134,14 @@ def test_named_output_files_are_not_overwritten_without_force(recorded, tmp_path
     assert (tmp_path / "out.html").read_bytes() != b"keep me"
 
 
+def test_demo_at_speed_0_refuses_to_drop_a_recording(tmp_path):
+    r = glutebridge("demo", "--speed", "0", "--record", "d.gbrec", cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        "glutebridge: error: --record d.gbrec needs the wearable's byte stream, which "
+        "--speed 0 skips; give a speed above 0 (e.g. --speed 50)"]
+    assert not (tmp_path / "d.gbrec").exists()
+
+
 def test_export_csv_does_not_overwrite_an_earlier_export(recorded, tmp_path):
     _, rec, _ = recorded
     r = glutebridge("export", rec, "--to", "csv", "-o", "x", cwd=tmp_path)
