@@ -492,8 +492,12 @@ class Connection(LinkSink):
         if not self._opened:
             return  # the first open() fails by itself (its waiters just failed)
         if was_ready:
+            # Counted once per outage: the link was up until now.  A second
+            # report of the same outage (the watchdog dropped a stalled link,
+            # then the peer's close arrives) or a failed reconnect attempt
+            # (counted in reconnect_attempts) is not another loss.
             self.assembler.disconnected(now)
-        self._counts["link_losses"] += 1
+            self._counts["link_losses"] += 1
         if self.reconnect:
             if self._reconnect_task is None or self._reconnect_task.done():
                 self._lost_at = now
