@@ -2,6 +2,8 @@
 
 import asyncio
 import os
+import threading
+import time
 
 import pytest
 
@@ -9,7 +11,7 @@ from bridge.errors import TransportError
 from bridge.simulator.device import EMG_STREAM, IMU_STREAM, Faults, VirtualWearable
 from bridge.simulator.serve import serve
 from bridge.sources import open as bopen
-from transport_checks import Collected, check_integrity, make_signals
+from transport_checks import Collected, check_integrity, expected_counts, make_signals
 
 pytestmark = pytest.mark.asyncio
 
@@ -64,6 +66,44 @@ async def test_stream_transports_deliver_every_sample(target):
     assert not col.gaps
     d = conn.stats["decoder"]
     assert d["crc_errors"] == d["framing_errors"] == d["samples_lost"] == 0
+
+
+@pytest.mark.parametrize("target", ["serial", "tcp://127.0.0.1:0"])
+async def test_served_scenario_end_reaches_a_host_that_lags(target):
+    """The wearable's last bytes reach a host that is busy when the scenario
+    ends (a pty discards what is unread when it closes: the last seconds were
+    lost).  The server runs in its own thread, as `simulate --serve` runs in
+    its own process, so blocking this loop makes the host lag."""
+    wearable = VirtualWearable(make_signals(1.0, seed=4))
+    info, ready = {}, threading.Event()
+
+    def run():
+        asyncio.run(serve(target, None, speed=4, wearable=wearable,
+                          on_ready=lambda i: (info.update(i), ready.set())))
+
+    server = threading.Thread(target=run)
+    server.start()
+    assert ready.wait(5)
+    col = Collected()
+    async with bopen(info["url"], backoff=(0.05, 0.2)) as conn:
+        async def consume():
+            lagged = False
+            async for item in conn:
+                col.add(item)
+                if not lagged and wearable.time > 0.8:
+                    lagged = True
+                    time.sleep(0.6)   # the host is busy while the scenario ends
+        consumer = asyncio.create_task(consume())
+        await asyncio.to_thread(server.join, 15)
+        await asyncio.sleep(0.3)
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+        for item in conn.get_nowait():
+            col.add(item)
+    assert not server.is_alive()
+    for stream in (EMG_STREAM, IMU_STREAM):
+        r = check_integrity(col, wearable, stream, allow_loss=False)
+        assert r["start"] == 0 and r["end"] == expected_counts(wearable, stream).shape[0], r
 
 
 @pytest.mark.parametrize("target", ["serial", "tcp://127.0.0.1:0"])

@@ -29,11 +29,14 @@ lost (and keeps trying to reconnect); client handlers end before it returns
 target is up with ``{"url": ..., ...}``; by default the info is printed.
 """
 
+import array
 import asyncio
 import contextlib
 import errno
+import fcntl
 import os
 import tempfile
+import termios
 import time
 import tty
 from collections.abc import Callable
@@ -132,8 +135,8 @@ class _Pacer:
                 await self.link.drop()
             self._out(dev.advance(dt))
             if dev.finished:
-                # Let the last bytes drain before the link closes.
-                await asyncio.sleep(0.05)
+                # Let the last bytes reach the host before the link closes.
+                await self.link.drain()
                 return
 
     def stats(self) -> dict:
@@ -190,6 +193,15 @@ class _TcpLink:
             return False
         w.write(data)
         return True
+
+    async def drain(self) -> None:
+        """Flush what is buffered for the host (closing also flushes; this
+        keeps the pacing the same as for the pty)."""
+        w = self._writer
+        if w is not None and not w.is_closing():
+            with contextlib.suppress(ConnectionError, OSError):
+                await asyncio.wait_for(w.drain(), 2.0)
+        await asyncio.sleep(0.05)
 
     async def drop(self) -> None:
         w, self._writer = self._writer, None
@@ -293,6 +305,38 @@ class _PtyLink:
             # Nobody reads: drop the oldest bytes like a UART FIFO would.
             del self._backlog[:len(self._backlog) - self.MAX_BACKLOG]
         return True
+
+    #: drain() gives up when the host has read nothing for this long (s).
+    DRAIN_PATIENCE = 1.0
+
+    def _unread(self) -> int:
+        """Bytes written to the pty that the host has not read yet."""
+        buf = array.array("i", [0])
+        try:
+            fcntl.ioctl(self._slave, termios.FIONREAD, buf)
+        except OSError:
+            return 0
+        return buf[0]
+
+    async def drain(self) -> None:
+        """Wait until the host has read everything sent: closing a pty
+        discards what is still in it, so a host lagging behind at the end of
+        the scenario (a busy live view, a fast --speed) lost its last
+        seconds.  Gives up after DRAIN_PATIENCE s without progress (nobody
+        reading), like a wearable switched off with bytes in its FIFO."""
+        last, since = -1, time.monotonic()
+        while self._master is not None:
+            if self._backlog:
+                self.send(b"")
+            left = len(self._backlog) + self._unread()
+            if left == 0:
+                return
+            now = time.monotonic()
+            if left != last:
+                last, since = left, now
+            elif now - since > self.DRAIN_PATIENCE:
+                return
+            await asyncio.sleep(0.01)
 
     async def drop(self) -> None:
         self._unplug()
