@@ -171,6 +171,15 @@ def _e(x) -> str:
     return escape(str(x))
 
 
+#: Metric keys of the results in words (report text must not show JSON keys).
+_METRIC_WORDS = {"mean": "mean amplitude", "peak": "peak amplitude", "pct_mvc": "%MVC",
+                 "time_under_tension": "time under tension"}
+
+
+def _metric(key: str) -> str:
+    return _METRIC_WORDS.get(key, str(key).replace("_", " "))
+
+
 def _muscle(name: str) -> str:
     base, _, side = str(name).rpartition("_")
     if side in ("L", "R") and base:
@@ -478,8 +487,9 @@ def _firing_section(reps: list[tuple[_Node, _Node]]) -> tuple[str, list[str]]:
                         + _table(["rep"] + [f"{_e(_muscle(m))} (s)" for m in f.value["muscles"]]
                                  + ["order"], per_rep) + "</details>")
             for rt in sd.get("ratios").list():
+                metric = _metric(rt.value["metric"])
                 html.append(f"<p>Activation ratio {_e(_muscle(rt.value['numerator']))} / "
-                            f"{_e(_muscle(rt.value['denominator']))} ({_e(rt.value['metric'])}): "
+                            f"{_e(_muscle(rt.value['denominator']))} ({_e(metric)}): "
                             f"<b>{rt.get('ratio').num(2)}</b> (median per rep "
                             f"{rt.get('median_per_rep').num(2)}); above 1 the "
                             f"{_e(_muscle(rt.value['numerator']))} does more of the work.</p>")
@@ -504,7 +514,9 @@ def _symmetry_section(reps) -> tuple[str, list[str]]:
                         "count": "", "time_under_tension": "s"}.get(metric, "")
                 d = 0 if metric == "count" else 3 if unit == "mV" else 1
                 rows.append([_e(s.value["muscle"].replace("_", " ")),
-                             _e(metric.replace("_", " ")) + (f" ({unit})" if unit else ""),
+                             # "%MVC" is its own unit; others: "peak (mV)", "duration (s)"
+                             _e(metric.replace("_", " ") if metric != "pct_mvc" else "%MVC")
+                             + (f" ({unit})" if unit and metric != "pct_mvc" else ""),
                              mv.get("left").num(d), mv.get("right").num(d),
                              mv.get("si").num(1, sign=True), mv.get("lsi").num(0)])
             mean = s.get("metrics").get("mean")

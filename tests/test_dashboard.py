@@ -264,3 +264,15 @@ async def test_page_plots_update_while_data_streams(tmp_path):
                 proc.kill()
                 await proc.wait()
         await dash.stop()
+
+
+async def test_header_counts_lost_samples_when_run_as_a_sink():
+    """As the CLI runs it (a sink of run_items, no tap) the page said 'lost samples 0' while
+    its own event list showed the gaps."""
+    dash = Dashboard(port=0)
+    session = Session()
+    await run_items(virtual_items(_signals(6.0), speed=0, faults=Faults(drop_rate=0.01, seed=3)),
+                    session, [dash])
+    gaps = session.devices["sim"].gaps
+    assert gaps and dash._message("update", [], [], [])["link"] == {
+        "lost": sum(g.n_samples for g in gaps), "gaps": len(gaps)}

@@ -48,3 +48,27 @@ def test_live_view_during_reps_and_stance():
     stance = screens["stance"]
     assert "left leg:" in stance and "right leg 30.0 s of 30 s" in stance
     assert "sway (ML)" in stance
+
+
+def test_reps_column_counts_the_reps_the_summary_counts():
+    """The hold after 5 bridges showed 'reps 6' on screen and 5 in the summary."""
+    from bridge.results import session_results
+
+    sig = scenarios.build("demo")
+    view, session = LiveView("t"), Session()
+
+    async def go():
+        async for item in virtual_items(sig, speed=0):
+            view.on_item(item)
+            for ev in session.handle(item):
+                view.on_event(ev)
+        for ev in session.finish():
+            view.on_event(ev)
+
+    asyncio.run(go())
+    (dev,) = session_results(session)["devices"].values()
+    reps = next(p for p in dev["phases"] if p["phase"] == "reps")["summary"]
+    counted = {m["name"]: sum(len(s["reps"]) for s in m["reps"]["sets"])
+               for m in reps["muscles"]}
+    shown = {m.name: m.reps for m in view.muscles.values() if m.name in counted}
+    assert shown == counted and set(counted.values()) == {5}

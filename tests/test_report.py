@@ -293,3 +293,22 @@ def test_both_legs_sway_plots_share_one_scale():
     html = render_report(results, ReportTraces.from_streams(col.streams(), results))
     scales = re.findall(r"ML \(m/s&#178;\), &#177;([0-9.]+)", html)
     assert len(scales) == 2 and scales[0] == scales[1], scales
+
+
+def test_metric_names_are_words_not_json_keys(report):
+    """A calibrated session's ratio and symmetry rows said '(pct_mvc)' and 'pct mvc (%MVC)'."""
+    import copy
+    import re
+
+    results = copy.deepcopy(report[0])
+    dev = results["devices"]["sim"]
+    reps = next(p for p in dev["phases"] if p["phase"] == "reps")["summary"]
+    ratio = next(r for side in ("left", "right") for r in (reps.get(side) or {}).get(
+        "ratios", []))
+    ratio["metric"] = "pct_mvc"
+    sym = reps["symmetry"][0]["metrics"]
+    sym["pct_mvc"] = dict(sym["mean"], left=80.0, right=90.0)
+    html = render_report(results, title="t")
+    text = re.sub(r"<[^>]+>", " ", html)  # what a reader sees (data-path keeps the keys)
+    assert "pct_mvc" not in text and "pct mvc" not in text
+    assert "(%MVC):" in text and re.search(r">\s*%MVC\s*<", html)

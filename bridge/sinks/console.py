@@ -101,7 +101,11 @@ class ConsoleSink:
 
     def _reps(self, s: dict) -> None:
         t = Table(title="Repetitions", show_edge=False)
-        for col in ("muscle", "reps", "mean duration s", "mean peak mV", "MDF over set"):
+        # %MVC (how hard, relative to the client's calibrated maximum) when a profile gave it
+        pct = any(r.get("pct_mvc") is not None for m in s["muscles"]
+                  for st in m["reps"]["sets"] for r in st["reps"])
+        for col in ("muscle", "reps", "mean duration s", "mean peak mV") + (
+                ("mean %MVC",) if pct else ()) + ("MDF over set",):
             t.add_column(col)
         for m in s["muscles"]:
             reps = m["reps"]["sets"]
@@ -113,8 +117,11 @@ class ConsoleSink:
             # median-frequency change over the set (fitted last vs first rep; see docs/analytics.md)
             fat = m.get("fatigue") or {}
             mdf = fat.get("mdf_change_pct")
-            t.add_row(m["name"], str(len(all_reps)), f"{dur:.2f}", mv(peak),
-                      "–" if mdf is None else f"{mdf:+.0f} %")
+            row = [m["name"], str(len(all_reps)), f"{dur:.2f}", mv(peak)]
+            if pct:
+                vals = [r["pct_mvc"] for r in all_reps if r.get("pct_mvc") is not None]
+                row.append(f"{sum(vals) / len(vals):.0f}" if vals else "–")
+            t.add_row(*row, "–" if mdf is None else f"{signed(mdf)} %")
         self.console.print(t)
         for side in ("left", "right"):
             f = (s.get(side) or {}).get("firing")
@@ -132,7 +139,7 @@ class ConsoleSink:
             if m and m.get("si") is not None:
                 side = ("no difference" if round(m["si"]) == 0 else
                         "left stronger" if m["si"] > 0 else "right stronger")
-                self.console.print(f"Symmetry {sym['muscle']}: peak SI {m['si']:+.0f} % "
+                self.console.print(f"Symmetry {sym['muscle']}: peak SI {signed(m['si'])} % "
                                    f"({side})")
 
     def _holds(self, holds: dict) -> None:
@@ -149,6 +156,13 @@ def mv(value: float) -> str:
     return f"{value:.3f}"
 
 
+def signed(value: float, decimals: int = 0) -> str:
+    """A signed percentage rounded to ``decimals``, never '-0' (a change that rounds to
+    nothing has no direction): +4, -12, +0."""
+    r = round(value, decimals) + 0.0  # -0.0 + 0.0 == +0.0
+    return f"{r:+.{decimals}f}"
+
+
 def _rel(latency: float) -> str:
     """'180 ms after' reads better than '-180 ms' (latency is other - reference)."""
     ms = abs(latency) * 1000
@@ -162,14 +176,18 @@ _GAP_WHY = {"lost": "packets lost on the link", "disconnect": "while disconnecte
 
 def _stance_text(r) -> str:
     if r is None:
-        return "no result (the phase ended before the countdown)"
+        # as the report says it: the foot never left the floor before the phase or the data
+        # ended (a stream stopped early, --duration), or there was no IMU
+        return "no result: the trial did not finish (data ended before the countdown or no IMU)"
     text = (f"{r['time_achieved']:.1f} s of {r['goal']:g} s"
             + (" — goal met" if r["completed"] else
                f", touchdown at {r['touchdowns'][0]:.1f} s" if r["touchdowns"] else ""))
     sway = r.get("sway")
     if sway:
-        text += (f"; sway RMS {sway['rms']:.3f} m/s², jerk {sway['jerk']:.1f}, "
-                 f"ellipse {sway['ellipse_area_95']:.3f} (m/s²)²")
+        # jerk per second, as the report gives it: the total grows with the time stood, so
+        # a leg that touched down early would look steadier by it
+        text += (f"; sway RMS {sway['rms']:.3f} m/s², jerk {sway['jerk_per_s']:.2f} m²/s⁵ "
+                 f"per s, ellipse {sway['ellipse_area_95']:.3f} (m/s²)²")
     grade = r.get("grade")
     if grade:  # (not in [brackets]: rich would read them as markup and print nothing)
         text += f"; grade: {grade['grade']}"

@@ -380,6 +380,9 @@ class Dashboard:
         self._dirty = True
 
     __call__ = on_event
+    #: As a sink of ``run_items`` the dashboard takes every stream item: gaps count the lost
+    #: samples in the page's header (``on_chunk`` alone is handed sample chunks only).
+    on_item = on_chunk
 
     async def tap(self, items: AsyncIterator) -> AsyncIterator:
         """Pass stream items through unchanged, showing each chunk and gap on the way."""

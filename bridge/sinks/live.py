@@ -54,6 +54,7 @@ class LiveView:
         self.sway_trace: collections.deque = collections.deque(maxlen=60)
         self.events: collections.deque = collections.deque(maxlen=max_events)
         self.phase = "—"
+        self._phase_name: str | None = None  # protocol phase now (None: no marker yet)
         self.phase_start = 0.0
         self.now = 0.0
         self.lost = 0
@@ -125,13 +126,17 @@ class LiveView:
                 self._log(ev.time, f"[green]▲ {ev.muscle}[/] fires")
             else:
                 m.active = False
-                m.reps += 1
+                # Reps as the summary counts them: contractions of a reps phase (all of
+                # them when the session has no protocol phases), not holds or MVCs.
+                if self._phase_name in (None, "reps"):
+                    m.reps += 1
                 k = ev.contraction
                 m.last_duration = k.duration if k is not None else None
                 m.last_pct = k.pct_mvc if k is not None else None
                 self._log(ev.time, f"[red]▼ {ev.muscle}[/] {m.last_duration or 0:.2f} s")
         elif isinstance(ev, PhaseEvent):
             self.phase = ev.name + (f" {ev.arg}" if ev.arg else "")
+            self._phase_name = ev.name
             self.phase_start = ev.time
             if ev.name == "stance":
                 self.stance = {"leg": ev.arg, "start": None, "touchdowns": 0}
