@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 
+from bridge import _compat
 from bridge.errors import ConfigError, GlutebridgeError
 
 EPILOG = """\
@@ -56,7 +56,7 @@ def _faults(args):
 
 def _run(coro):
     try:
-        return asyncio.run(coro)
+        return _compat.run(coro)  # the first Ctrl-C cancels (a clean stop), also on 3.10
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return None
@@ -71,9 +71,12 @@ def cmd_demo(args) -> int:
         raise ConfigError(f"--record {args.record} needs the wearable's byte stream, which "
                           "--speed 0 skips; give a speed above 0 (e.g. --speed 50)")
     out = _outputs(args, "glutebridge demo — virtual wearable", default_report=DEMO_REPORT)
-    out.console.print(f"[bold]glutebridge demo[/] — scenario '{args.scenario}' from the virtual "
-                      f"wearable at {args.speed:g}x" + (" (as fast as possible)"
-                                                        if args.speed <= 0 else ""))
+    banner = (f"glutebridge demo — scenario '{args.scenario}' from the virtual wearable, "
+              + ("as fast as possible" if args.speed <= 0 else f"at {args.speed:g}x speed"))
+    if out.view == "jsonl":
+        print(banner, file=sys.stderr)  # stdout is for the JSON Lines only
+    elif out.view != "quiet":
+        out.console.print(banner, style="bold", highlight=False)
     _run(demo(scenario=args.scenario, seed=args.seed, speed=args.speed, faults=_faults(args),
               out=out, record=args.record, profile=args.profile, no_profile=args.no_profile))
     return 0
@@ -185,6 +188,13 @@ def cmd_test(args) -> int:
               "the old name will go", file=sys.stderr)
         stance = args.old_duration
     out = _outputs(args, f"glutebridge test {args.protocol}")
+    unused = [opt for opt, given in (("--legs", args.legs != "right,left"),
+                                     ("--reps", args.reps != 5), ("--hold", args.hold != 10.0))
+              if given]
+    if unused and args.url.lower().startswith(("sim://", "replay://")):
+        print(f"glutebridge: note: {args.url} plays its own script (the scripted client or the "
+              f"recording sets the legs, reps and hold): {', '.join(unused)} not used",
+              file=sys.stderr)
     if args.protocol == "single-leg":
         _run(single_leg(args.url, legs=tuple(args.legs.split(",")),
                         duration=30.0 if stance is None else stance,
@@ -196,7 +206,7 @@ def cmd_test(args) -> int:
 
 
 # -------------------------------------------------------------------- parser
-def _add_output_options(p, report_default=None) -> None:
+def _add_output_options(p, report_default=None, record: bool = False) -> None:
     p.add_argument("--view", choices=["auto", "live", "lines", "quiet"], default="auto",
                    help="terminal output: full-screen live view, one line per event, or "
                         "nothing (default: live on a terminal, lines otherwise)")
@@ -207,20 +217,73 @@ def _add_output_options(p, report_default=None) -> None:
                    help="write a self-contained HTML report" +
                    (f" (default {report_default}, replaced on each run)" if report_default
                     else ""))
-    _add_force_option(p, "--json and --report files")
+    _add_force_option(p, "--json and --report files", record=record)
     p.add_argument("--dashboard", action="store_true",
                    help="serve a live web dashboard on 127.0.0.1")
-    p.add_argument("--port", type=int, default=8765, help="dashboard port (default 8765)")
+    p.add_argument("--port", type=_port, default=8765,
+                   help="dashboard port (default 8765; 0 = any free port)")
     p.add_argument("--lsl", action="store_true",
                    help="publish raw channels and events as Lab Streaming Layer outlets")
     _add_age_option(p)
 
 
-def _add_force_option(p, what: str) -> None:
+def _add_force_option(p, what: str, record: bool = False) -> None:
     p.add_argument("--force", action="store_true",
                    help=f"overwrite existing {what} (default: refuse and write nothing)"
-                   + ("; a --record recording is never overwritten" if "--json" in what
-                      else ""))
+                   + ("; a --record recording is never overwritten" if record else ""))
+
+
+def _number(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if x != x or x in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return x
+
+
+def _positive(text: str) -> float:
+    """A number > 0 (seconds, counts): 0 or less would silently mean something else."""
+    x = _number(text)
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"{x:g}: give a number above 0")
+    return x
+
+
+def _non_negative(text: str) -> float:
+    x = _number(text)
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"{x:g}: give 0 or more")
+    return x
+
+
+def _fraction(text: str) -> float:
+    """A probability or fraction, 0 to 1."""
+    x = _number(text)
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"{x:g} is not a fraction between 0 and 1")
+    return x
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: give 1 or more")
+    return n
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{n} is not a port (0-65535; 0 = any free port)")
+    return n
 
 
 def _age(text: str) -> float:
@@ -241,11 +304,11 @@ def _add_age_option(p) -> None:
 
 def _add_fault_options(p, drop=0.0, bits=0.0) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the simulation")
-    p.add_argument("--drop-rate", type=float, default=drop,
+    p.add_argument("--drop-rate", type=_fraction, default=drop,
                    help=f"fraction of data packets the virtual link loses (default {drop:g})")
-    p.add_argument("--bit-errors", type=float, default=bits,
+    p.add_argument("--bit-errors", type=_fraction, default=bits,
                    help=f"probability of a flipped bit per byte sent (default {bits:g})")
-    p.add_argument("--drift-ppm", type=float, default=0.0,
+    p.add_argument("--drift-ppm", type=_number, default=0.0,
                    help="device clock drift in ppm (default 0)")
 
 
@@ -287,14 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "single-leg stance per leg) from the virtual wearable through the real "
                        "wire protocol, decoder and native cores, with a live view, then prints "
                        "a summary.")
-    d.add_argument("--speed", type=float, default=2.0,
+    d.add_argument("--speed", type=_non_negative, default=2.0,
                    help="playback speed (default 2: about 50 s); 0 = as fast as possible")
     d.add_argument("--scenario", default="demo",
                    help="demo, bridge-reps, holds, clamshells, late-glute or single-leg")
     d.add_argument("--record", metavar="FILE", help="also record the session's raw bytes")
     _add_profile_options(d, recorded=False, live=True)
     _add_fault_options(d, drop=0.002, bits=1e-6)
-    _add_output_options(d, report_default=DEMO_REPORT)
+    _add_output_options(d, report_default=DEMO_REPORT, record=True)
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("stream", help="stream a wearable live (BLE, serial, TCP, sim)",
@@ -303,27 +366,28 @@ def build_parser() -> argparse.ArgumentParser:
                                "serial:///dev/ttyACM0?baud=921600")
     s.add_argument("--record", metavar="FILE",
                    help="record the raw bytes (crash-safe) for replay and analysis")
-    s.add_argument("--duration", type=float, help="stop after this many seconds")
-    s.add_argument("--give-up", type=float, metavar="S",
+    s.add_argument("--duration", type=_positive, metavar="S",
+                   help="stop after this many seconds")
+    s.add_argument("--give-up", type=_non_negative, metavar="S",
                    help="end the session when the device has been gone this many seconds "
                         "(default: keep reconnecting until Ctrl-C); either way the summary "
                         "and files cover what arrived")
-    s.add_argument("--stall", type=float, metavar="S",
+    s.add_argument("--stall", type=_non_negative, metavar="S",
                    help="count the link as lost when no data arrived for S seconds although "
                         "it looks connected (device hung, stale BLE link, wedged adapter), "
                         "say so and reconnect (default: 20 packet periods, at least 2 s; "
                         "0 = off)")
     _add_profile_options(s, live=True)
-    s.add_argument("--stance-duration", type=float, default=30.0,
+    s.add_argument("--stance-duration", type=_positive, default=30.0, metavar="S",
                    help="single-leg stance goal in seconds (default 30)")
-    _add_output_options(s)
+    _add_output_options(s, record=True)
     s.set_defaults(func=cmd_stream)
 
     r = sub.add_parser("replay", help="play a recording through the live path",
                        description="Replays a recording through the same decoder and cores "
                        "as live, with the live view.")
     r.add_argument("file", help="a recording made with --record")
-    r.add_argument("--speed", type=float, default=1.0,
+    r.add_argument("--speed", type=_non_negative, default=1.0,
                    help="1 = real time (default), N = N times faster, 0 = as fast as possible")
     _add_profile_options(r)
     _add_output_options(r)
@@ -350,7 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_force_option(e, "output files")
     e.set_defaults(func=cmd_export)
 
-    rp = sub.add_parser("report", help="self-contained HTML report of a session")
+    rp = sub.add_parser("report", help="self-contained HTML report of a session",
+                        description="Analyses a recording (or CSV EMG columns) as analyze does "
+                        "and writes one self-contained HTML page: key findings, activation "
+                        "timeline, firing order, symmetry, %MVC, fatigue, holds, single-leg "
+                        "balance and link quality.")
     _add_file_options(rp)
     rp.add_argument("-o", "--output", default="report.html", help="default report.html")
     _add_force_option(rp, "-o file")
@@ -361,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "glutebridge service and lists their address, name and signal "
                         "strength; use the address as ble://ADDRESS. Needs BlueZ (Linux) or "
                         "the platform's Bluetooth stack; without an adapter it says so.")
-    sc.add_argument("--timeout", type=float, default=5.0, help="seconds to scan (default 5)")
+    sc.add_argument("--timeout", type=_positive, default=5.0, help="seconds to scan (default 5)")
     sc.set_defaults(func=cmd_scan)
 
     sm = sub.add_parser("simulate", help="run the virtual wearable for other programs",
@@ -370,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--serve", required=True,
                     help="serial | tcp://127.0.0.1:PORT | ble")
     sm.add_argument("--scenario", default="demo", help="scenario to play (default demo)")
-    sm.add_argument("--speed", type=float, default=1.0, help="playback speed (default 1)")
+    sm.add_argument("--speed", type=_positive, default=1.0, help="playback speed (default 1)")
     sm.add_argument("--loop", action="store_true", help="play the scenario forever")
     _add_fault_options(sm)
     sm.set_defaults(func=cmd_simulate)
@@ -405,13 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("protocol", choices=["single-leg", "activation"])
     t.add_argument("url", help="source URL of the wearable (sim://single-leg to try)")
     t.add_argument("--legs", default="right,left", help="legs in order (default right,left)")
-    t.add_argument("--stance-duration", type=float, metavar="S",
+    t.add_argument("--stance-duration", type=_positive, metavar="S",
                    help="single-leg stance goal in seconds (default 30)")
-    t.add_argument("--duration", type=float, dest="old_duration",
+    t.add_argument("--duration", type=_positive, dest="old_duration",
                    help=argparse.SUPPRESS)  # deprecated name of --stance-duration
-    t.add_argument("--reps", type=int, default=5, help="activation test reps (default 5)")
-    t.add_argument("--hold", type=float, default=10.0, help="hold seconds (default 10)")
-    _add_profile_options(t)
+    t.add_argument("--reps", type=_count, default=5, help="activation test reps (default 5)")
+    t.add_argument("--hold", type=_positive, default=10.0, help="hold seconds (default 10)")
+    _add_profile_options(t, recorded=False)
     _add_output_options(t)
     t.set_defaults(func=cmd_test)
     return p

@@ -289,6 +289,9 @@ def test_ctrl_c_ends_a_live_stream_with_its_summary_results_and_report(tmp_path)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "stopped (Ctrl-C)" in out and "Repetitions" in out
+    # said after the stop: one more Ctrl-C (not two) would quit without the files
+    assert "press Ctrl-C again to quit without them" in " ".join(out.split())
+    assert "recording written to r.gbrec" in out
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["interrupted"] is True
     (dev,) = res["devices"].values()
@@ -360,3 +363,195 @@ def test_analyze_names_what_is_wrong_with_a_broken_recording(tmp_path):
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = glutebridge("analyze", tmp_path / "junk.gbrec", "--no-progress", cwd=tmp_path)
     assert r.returncode != 0 and "not a glutebridge recording" in r.stderr
+
+
+# ------------------------------------------------- a fresh user's walkthrough, in process
+def _main(*args) -> int:
+    from bridge.cli import main
+    return main([str(a) for a in args])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["stream", "sim://demo", "--duration", "0"], "--duration: 0: give a number above 0"),
+    (["stream", "sim://demo", "--duration", "-5"], "--duration: -5: give a number above 0"),
+    (["stream", "sim://demo", "--give-up", "-3"], "--give-up: -3: give 0 or more"),
+    (["stream", "sim://demo", "--stance-duration", "-10"], "--stance-duration: -10"),
+    (["demo", "--speed", "-3"], "--speed: -3: give 0 or more"),
+    (["demo", "--drop-rate", "1.5"], "--drop-rate: 1.5 is not a fraction between 0 and 1"),
+    (["demo", "--bit-errors", "-0.1"], "--bit-errors: -0.1 is not a fraction"),
+    (["demo", "--port", "99999"], "--port: 99999 is not a port (0-65535"),
+    (["replay", "x.gbrec", "--speed", "nan"], "--speed: 'nan' is not a finite number"),
+    (["scan", "--timeout", "0"], "--timeout: 0: give a number above 0"),
+    (["simulate", "--serve", "serial", "--speed", "0"], "--speed: 0: give a number above 0"),
+    (["test", "activation", "sim://demo", "--reps", "0"], "--reps: 0: give 1 or more"),
+    (["test", "activation", "sim://demo", "--hold", "-10"], "--hold: -10: give a number"),
+])
+def test_numbers_that_would_silently_mean_something_else_are_refused(capsys, args, message):
+    # e.g. --duration 0 streamed forever, --duration -5 printed an empty summary, --speed -3
+    # raced, --drop-rate 1.5 dropped everything, --port 99999 failed after connecting
+    with pytest.raises(SystemExit) as exc:
+        _main(*args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err.strip().splitlines()[-1], err
+
+
+@pytest.mark.parametrize("args", [
+    ["stream", "sim://demo?speed=50", "--view", "quiet", "--json", "{missing}/r.json"],
+    ["demo", "--speed", "0", "--view", "quiet", "--report", "{missing}/r.html"],
+    ["report", "{file}", "-o", "{missing}/r.html"],
+    ["analyze", "{file}", "-o", "{missing}/r.txt"],
+    ["export", "{file}", "--to", "edf", "-o", "{missing}/r.edf"],
+])
+def test_an_output_in_a_missing_folder_is_refused_before_anything_runs(capsys, tmp_path,
+                                                                        args):
+    # it used to stream or analyse everything, then end in a FileNotFoundError traceback
+    (tmp_path / "a.csv").write_text("time,glute_max_L\n0,0.1\n0.001,0.2\n")
+    missing = tmp_path / "no-such-folder"
+    args = [a.format(missing=missing, file=tmp_path / "a.csv") for a in args]
+    assert _main(*args) == 1
+    out = capsys.readouterr()
+    assert out.err.strip().splitlines() == [
+        f"glutebridge: error: cannot write {missing}/{Path(args[-1]).name}: the folder "
+        f"{missing} does not exist; create it first or choose another place"]
+    assert "connected" not in out.out and not missing.exists()
+
+
+def test_a_device_that_never_answered_leaves_no_recording_to_block_the_retry(capsys,
+                                                                             tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rec = tmp_path / "anna.gbrec"
+    for _ in range(2):  # the same command again (device switched on) must not meet
+        assert _main("stream", f"tcp://127.0.0.1:{port}", "--record", rec) == 1
+        err = capsys.readouterr().err  # "anna.gbrec exists; choose a new file name"
+        assert "connection refused" in err and "exists" not in err
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_jsonl_keeps_stdout_pure_json_lines(capsys, monkeypatch, tmp_path):
+    import bridge.commands.streaming as streaming
+
+    async def demo(**kwargs):  # the banner is the point here, not the session
+        return {}
+
+    monkeypatch.setattr(streaming, "demo", demo)
+    monkeypatch.chdir(tmp_path)
+    assert _main("demo", "--speed", "0", "--format", "jsonl") == 0
+    out = capsys.readouterr()
+    assert out.out == ""  # the banner went to stdout and broke `| jq`
+    assert "glutebridge demo — scenario 'demo' from the virtual wearable, as fast as " \
+           "possible" in out.err
+    assert _main("demo", "--speed", "0", "--view", "quiet") == 0
+    assert capsys.readouterr().out == ""  # quiet is quiet
+
+
+def test_help_of_each_command_says_only_what_it_has(capsys):
+    def help_of(*cmd):
+        with pytest.raises(SystemExit):
+            _main(*cmd, "--help")
+        return " ".join(capsys.readouterr().out.split())
+
+    for cmd in (["test"], ["replay"]):  # no --record there, and test reads no recording
+        assert "a --record recording is never overwritten" not in help_of(*cmd), cmd
+    assert "stored in a recording" not in help_of("test")
+    assert "a --record recording is never overwritten" in help_of("stream")
+    assert "Analyses a recording (or CSV EMG columns) as analyze does" in help_of("report")
+
+
+def test_rate_and_columns_are_not_silently_ignored_for_a_recording(capsys, recorded):
+    _, rec, _ = recorded
+    for extra, said in ((["--rate", "1000"], "--rate applies"),
+                        (["--columns", "foo"], "--columns applies"),
+                        (["--rate", "1", "--columns", "a"], "--rate and --columns apply")):
+        assert _main("analyze", rec, *extra) == 1
+        err = capsys.readouterr().err
+        assert f"{said} to CSV files only; {rec} is a recording" in err
+
+
+def test_export_says_a_missing_library_before_analysing(capsys, monkeypatch, tmp_path):
+    import bridge.commands.files as files
+
+    monkeypatch.setitem(sys.modules, "pyedflib", None)  # import fails
+    monkeypatch.setitem(sys.modules, "ezc3d", None)
+    monkeypatch.setattr(files, "analyze", lambda *a, **k: pytest.fail("analysed first"))
+    (tmp_path / "a.csv").write_text("time,glute_max_L\n0,0.1\n0.001,0.2\n")
+    for fmt, said in (("edf", "EDF/BDF export needs pyedflib: pip install "
+                       "'glutebridge[export]'"),
+                      ("c3d", "C3D export needs ezc3d: pip install 'glutebridge[c3d]'")):
+        assert _main("export", tmp_path / "a.csv", "--to", fmt, "-o", tmp_path / "x") == 1
+        assert capsys.readouterr().err.strip() == f"glutebridge: error: {said}"
+
+
+def test_analyze_to_a_pipe_leaves_stderr_clean_and_confirms_the_recording(recorded):
+    d, rec, live = recorded
+    assert f"recording written to {rec}" in " ".join(live.stdout.split())
+    r = glutebridge("analyze", rec, "--format", "csv", cwd=d)  # the progress bar is on
+    assert r.returncode == 0 and r.stdout.startswith("device,channel,muscle")
+    assert r.stderr == ""  # a bar that cannot draw left a blank line
+
+
+def test_the_summary_reads_like_the_report(recorded):
+    """Jerk per second with its unit (the total grows with the time stood), no '-0 %', %MVC
+    when calibrated, and a stance without result said as the report says it."""
+    import copy
+    import io
+
+    from rich.console import Console
+
+    from bridge.sinks.console import ConsoleSink, signed
+
+    d, _, _ = recorded
+    results = json.loads((d / "live.json").read_text())
+
+    def summary(res):
+        buf = io.StringIO()
+        ConsoleSink(Console(file=buf, width=400, highlight=False)).summary(res)
+        return buf.getvalue()
+
+    text = summary(results)
+    (dev,) = results["devices"].values()
+    stances = [p["stance"][0] for p in dev["phases"] if p["phase"] == "stance"]
+    for st in stances:
+        assert f"jerk {st['sway']['jerk_per_s']:.2f} m²/s⁵ per s" in text
+        assert f"jerk {st['sway']['jerk']:.1f}," not in text
+    assert "mean %MVC" not in text  # no profile: no column
+    assert (signed(-0.4), signed(0.4), signed(-4.6), signed(-0.04, 1)) == (
+        "+0", "+0", "-5", "+0.0")
+    res = copy.deepcopy(results)
+    (dev,) = res["devices"].values()
+    reps = next(p for p in dev["phases"] if p["phase"] == "reps")["summary"]
+    reps["muscles"][0]["fatigue"]["mdf_change_pct"] = -0.3
+    reps["symmetry"][0]["metrics"]["peak"]["si"] = -0.2
+    for i, r in enumerate(reps["muscles"][0]["reps"]["sets"][0]["reps"]):
+        r["pct_mvc"] = 80.0 + 10 * i  # a calibrated session
+    next(p for p in dev["phases"] if p["phase"] == "stance")["stance"] = [None]
+    text = summary(res)
+    row = next(ln for ln in text.splitlines() if ln.lstrip().startswith(
+        reps["muscles"][0]["name"]))
+    assert "mean %MVC" in text and " 100 " in row  # mean of 80, 90, ..., 120
+    assert "-0 %" not in text and "peak SI +0 % (no difference)" in text
+    assert "no result: the trial did not finish (data ended before the countdown or no IMU)" \
+        in text
+
+
+def test_activation_hold_the_wearable_cannot_mark_is_refused(capsys, monkeypatch):
+    # --hold 15 on a wearable used to mark "hold:10": the client held 15 s, graded vs 10 s
+    assert _main("test", "activation", "tcp://127.0.0.1:9", "--hold", "15") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["glutebridge: error: --hold 15: the wearable's phase markers know holds of "
+                   "10 s only, and the results would grade a 15 s hold against that; give "
+                   "--hold 10"]
+    import bridge.commands.guided as guided
+
+    async def single_leg(url, **kwargs):  # the scripted source is the point, not the run
+        return {}
+
+    monkeypatch.setattr(guided, "single_leg", single_leg)
+    assert _main("test", "single-leg", "sim://single-leg", "--legs", "left", "--view",
+                 "quiet") == 0
+    assert ("sim://single-leg plays its own script (the scripted client or the recording "
+            "sets the legs, reps and hold): --legs not used") in capsys.readouterr().err

@@ -205,3 +205,10 @@ def test_recalibrating_keeps_the_previous_profile(forced, tmp_path):
     r = gb("stream", "sim://holds?speed=40", "--profile", "c.prev", "--view", "quiet",
            cwd=tmp_path)
     assert r.returncode == 0, r.out
+
+
+def test_calibrate_table_states_its_units(forced):
+    _, r = forced  # the levels had no unit: a clinician could not tell mV from µV
+    head = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("channel"))
+    assert head.split()[:7] == ["channel", "rest", "mV", "rest", "SD", "mV", "steady"]
+    assert "MVC mV" in head and "EMG envelope levels in mV" in " ".join(r.out.split())

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bridge.commands.outfiles import check_new
-from bridge.errors import ConfigError, RecordingError
+from bridge.errors import ConfigError, GlutebridgeError, RecordingError
 from bridge.export import Collector, annotations_from, to_c3d, to_csv, to_edf
 from bridge.profiles import ProfileNote, resolve_profile
 from bridge.recording import MAGIC, RecordingReader
@@ -114,9 +114,11 @@ async def _replay_all(path, session: Session, collector: Collector | None,
                       device=transport.reader.meta.get("device") or transport.url)
     await conn.open()
     try:
+        # (no bar when the console is not a terminal: it would only leave a blank line)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                       TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
-                      console=console, transient=True, disable=not progress) as bar:
+                      console=console, transient=True,
+                      disable=not (progress and console.is_terminal)) as bar:
             task = bar.add_task(f"analysing {Path(path).name}", total=size)
             n = 0
             async for item in conn:
@@ -250,6 +252,15 @@ def analyze(path, *, rate: float | None = None, columns: list[str] | None = None
     console = console or Console(stderr=True)
     session = Session()
     recording = is_recording(path)
+    if recording and (rate is not None or columns):
+        # A recording carries its own rates and channel labels: say so rather than
+        # silently analysing something other than what was asked for.
+        given = " and ".join(o for o, v in (("--rate", rate is not None),
+                                            ("--columns", bool(columns))) if v)
+        both = " and " in given
+        raise ConfigError(f"{given} appl{'y' if both else 'ies'} to CSV files only; {path} is a "
+                          "recording, which carries its own sample rates and channel names: "
+                          f"leave {'them' if both else 'it'} out")
     recorded = RecordingReader(path).meta.get("profile") if recording else None
     session.profile, origin = resolve_profile(profile, recorded=recorded,
                                               no_profile=no_profile)
@@ -295,6 +306,7 @@ def export(path, fmt: str, out, *, rate=None, columns=None, console=None, profil
     if fmt not in ("csv", "edf", "bdf", "c3d"):
         raise ConfigError(f"unknown export format {fmt!r}: choose csv, edf, bdf or c3d")
     check_new(out, force=force, folder=fmt == "csv")
+    _check_exporter(fmt)  # before the analysis, which may take a while
     collector = Collector()
     _, session = analyze(path, rate=rate, columns=columns, console=console, collector=collector,
                          profile=profile, no_profile=no_profile)
@@ -307,6 +319,21 @@ def export(path, fmt: str, out, *, rate=None, columns=None, console=None, profil
     if fmt == "c3d":
         return [to_c3d(streams, ann, out)]
     raise ConfigError(f"unknown export format {fmt!r}: choose csv, edf, bdf or c3d")
+
+
+def _check_exporter(fmt: str) -> None:
+    """The optional library a format needs, checked before any work (same words as
+    bridge.export's own check)."""
+    try:
+        if fmt in ("edf", "bdf"):
+            import pyedflib  # noqa: F401
+        elif fmt == "c3d":
+            import ezc3d  # noqa: F401
+    except ImportError:
+        extra = "c3d" if fmt == "c3d" else "export"
+        what, lib = ("C3D", "ezc3d") if fmt == "c3d" else ("EDF/BDF", "pyedflib")
+        raise GlutebridgeError(f"{what} export needs {lib}: pip install "
+                               f"'glutebridge[{extra}]'") from None
 
 
 def report(path, out, *, rate=None, columns=None, console=None, profile=None,

@@ -153,8 +153,8 @@ async def calibrate(url: str, profile: str, *, rest_s: float = 5.0, mvc_s: float
     prof = Profile(profile, labels, rate, got["rest"], got["mvc"], now_stamp())
     checks = check_profile(prof)
     console.print(_check_table(prof, checks))
-    console.print(f"rest, rest SD, MVC: envelope levels; steady: loudest (or quietest) "
-                  f"{REST_WINDOW:g} s window of the rest vs its median (ok up to "
+    console.print(f"rest, rest SD, MVC: EMG envelope levels in mV; steady: loudest (or "
+                  f"quietest) {REST_WINDOW:g} s window of the rest vs its median (ok up to "
                   f"{REST_STEADY:g}x); MVC must reach {MVC_MARGIN:g}x the detector's onset "
                   "threshold (rest mean + 10 SD, at least 2.5x the mean)")
     problems = _problems(checks)
@@ -212,7 +212,7 @@ def _check_table(prof: Profile, checks) -> Table:
     t = Table(title=f"Calibration '{prof.name}': {len(prof.rest) / prof.rate:.1f} s rest, "
                     f"{len(prof.mvc) / prof.rate:.1f} s MVC at {prof.rate:g} Hz",
               padding=(0, 1), collapse_padding=True, show_edge=False, box=box.SIMPLE_HEAD)
-    for col in ("channel", "rest", "rest SD", "steady", "MVC", "MVC/rest", "check"):
+    for col in ("channel", "rest mV", "rest SD mV", "steady", "MVC mV", "MVC/rest", "check"):
         t.add_column(col, justify="left" if col in ("channel", "check") else "right",
                      no_wrap=True)
     for c in checks:
@@ -298,6 +298,15 @@ async def activation(url: str, *, reps: int = 5, hold_s: float = 10.0, out: Outp
 
     ``profile`` and ``no_profile`` calibrate the EMG as in
     :func:`bridge.commands.streaming.stream`."""
+    hold_mark = f"hold:{hold_s:g}"
+    if not _scripted(url) and hold_mark not in MARK_FOR_PHASE:
+        # The phase marker is a code the wearable echoes; protocol v1 has one hold code
+        # (10 s), and the results would grade the client's hold against that.
+        holds = sorted(float(m.split(":")[1]) for m in MARK_FOR_PHASE if m.startswith("hold:"))
+        raise ConfigError(f"--hold {hold_s:g}: the wearable's phase markers know holds of "
+                          + ", ".join(f"{h:g}" for h in holds) + " s only, and the results "
+                          f"would grade a {hold_s:g} s hold against that; give --hold "
+                          + " or ".join(f"{h:g}" for h in holds))
     transport = make_transport(url, **(transport_options or {}))
     session, note = profiled_session(out, profile, recorded=recorded_profile(url, transport),
                                      no_profile=no_profile)
@@ -322,8 +331,7 @@ async def activation(url: str, *, reps: int = 5, hold_s: float = 10.0, out: Outp
                 console.print("down")
                 await asyncio.sleep(2.0)
             console.print(f"[bold]Bridge up and hold {hold_s:g} s[/]")
-            await _mark(conn, f"hold:{hold_s:g}" if f"hold:{hold_s:g}" in MARK_FOR_PHASE
-                        else "hold:10")
+            await _mark(conn, hold_mark)
             await _countdown(console, hold_s, "hold")
             await _mark(conn, "end")
             await asyncio.sleep(1.0)

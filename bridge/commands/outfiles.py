@@ -28,6 +28,12 @@ def check_new(path, *, force: bool = False, folder: bool = False) -> None:
         p = p / "events.csv"
     elif p.is_dir():
         raise ConfigError(f"{path} is a folder; give a file name")
+    else:
+        # Said now, before a session streams for minutes only to fail writing its results.
+        parent = p.parent
+        if not parent.is_dir():
+            raise ConfigError(f"cannot write {path}: the folder {parent} does not exist; "
+                              "create it first or choose another place")
     if force or not (p.exists() or p.is_symlink()):
         return
     if folder:

@@ -108,7 +108,7 @@ async def run_session(items, session: Session, out: Outputs, *, stats=None,
         # Ctrl-C ends a live stream: what was received is summarised and saved as usual.
         results["interrupted"] = True
         _note(console, view, "stopped (Ctrl-C): the results cover the data received so far; "
-              "press Ctrl-C twice to quit without them")
+              "press Ctrl-C again to quit without them")
     if stats is not None:
         results["link"] = _jsonable(stats() if callable(stats) else stats)
     if view in ("live", "lines"):

@@ -7,6 +7,7 @@ import contextlib
 import time
 from pathlib import Path
 
+from bridge import _compat
 from bridge.commands.run import Outputs, _note, run_session
 from bridge.errors import ConfigError, RecordingError
 from bridge.profiles import ProfileNote, profile_to_meta, resolve_profile
@@ -113,8 +114,10 @@ async def stream(url: str, *, out: Outputs, record: str | None = None,
             **extra))
         transport = RecordingTransport(transport, writer)
     conn = Connection(transport, **opts)
+    opened = False
     try:
         await conn.open()
+        opened = True
         if out.view in ("live", "lines", "auto") and conn.info is not None:
             i = conn.info
             out.console.print(f"connected: {i.name} (serial {i.serial}, firmware "
@@ -123,11 +126,18 @@ async def stream(url: str, *, out: Outputs, record: str | None = None,
         results = await run_session(items, session, out, stats=lambda: conn.stats,
                                     extra_sinks=[note])
         note.after(results)
-        return results
     finally:
         await conn.close()
         if writer is not None:
             writer.close()
+            if not opened and writer.records == 0:
+                # The link never came up (device off, wrong address): an empty file would
+                # only block the same command, run again once the device is on.
+                for p in (writer.path, writer.path.with_name(writer.path.name + ".idx")):
+                    p.unlink(missing_ok=True)
+    if writer is not None:
+        _note(out.console, out.view, f"recording written to {record}")
+    return results
 
 
 def _say(out: Outputs, text: str) -> None:
@@ -163,7 +173,7 @@ async def replay(path: str, *, speed: float, out: Outputs, profile: str | None =
 
 
 def run(coro):
-    """asyncio.run that turns Ctrl-C into a clean stop."""
+    """asyncio.run that turns Ctrl-C into a clean stop (on every Python: bridge._compat)."""
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(coro)
+        return _compat.run(coro)
     return None
