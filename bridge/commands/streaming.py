@@ -7,7 +7,6 @@ import contextlib
 import time
 from pathlib import Path
 
-from bridge import _compat
 from bridge.commands.run import Outputs, _note, run_session
 from bridge.errors import ConfigError, RecordingError
 from bridge.profiles import ProfileNote, profile_to_meta, resolve_profile
@@ -173,7 +172,7 @@ async def replay(path: str, *, speed: float, out: Outputs, profile: str | None =
 
 
 def run(coro):
-    """asyncio.run that turns Ctrl-C into a clean stop (on every Python: bridge._compat)."""
+    """asyncio.run that turns Ctrl-C into a clean stop."""
     with contextlib.suppress(KeyboardInterrupt):
-        return _compat.run(coro)
+        return asyncio.run(coro)
     return None
