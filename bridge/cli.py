@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 
+from bridge import _compat
 from bridge.errors import ConfigError, GlutebridgeError
 
 EPILOG = """\
@@ -56,7 +56,7 @@ def _faults(args):
 
 def _run(coro):
     try:
-        return asyncio.run(coro)
+        return _compat.run(coro)  # the first Ctrl-C cancels (a clean stop), also on 3.10
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return None

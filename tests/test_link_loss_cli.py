@@ -26,7 +26,7 @@ from bridge.simulator.serve import serve
 from bridge.sources import open as bopen
 from bridge.sources.base import LinkState
 from bridge.stream import DeviceEvent
-from transport_checks import make_signals
+from transport_checks import aio_timeout, make_signals
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -188,7 +188,7 @@ async def test_connection_reports_lost_retrying_and_gave_up_in_order():
     async with bopen(url, backoff=(0.05, 0.2), reconnect_timeout=0.6) as conn:
         assert conn.link_events  # tcp: on by default
         with pytest.raises(TransportError, match="not back after"):
-            async with asyncio.timeout(10):
+            async with aio_timeout(10):
                 async for item in conn:
                     items.append(item)
     await task

@@ -233,8 +233,13 @@ async def test_tcp_refused_is_transport_error():
 
 async def test_silent_device_handshake_timeout():
     # Something listens but never answers HELLO.
+    # It reads until the client hangs up and keeps its writer referenced: a handler that
+    # returned after one read would let the writer be collected, and from Python 3.13 on
+    # StreamWriter.__del__ closes the connection (the client would see a close, not silence).
     async def silent(reader, writer):
-        await reader.read(100000)
+        while await reader.read(100000):
+            pass
+        writer.close()
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:

@@ -23,7 +23,7 @@ from bridge.sources.base import LinkState
 from bridge.sources.replay import RecordingTransport, ReplayTransport, recording_meta
 from bridge.stream import DeviceEvent, Gap, SampleChunk
 from test_transport_stream import Served
-from transport_checks import Collected, check_integrity, make_signals
+from transport_checks import Collected, aio_timeout, check_integrity, make_signals
 
 STALL = 0.4  # watchdog timeout in these tests (s)
 
@@ -135,7 +135,7 @@ async def test_still_hung_gives_up_on_time_and_the_iterator_raises():
                          reconnect_timeout=0.5) as conn:
             items = []
             with pytest.raises(TransportError, match="not back after 0.5 s"):
-                async with asyncio.timeout(8):
+                async with aio_timeout(8):
                     async for item in conn:
                         items.append(item)
     ch = [i.packet for i in items if isinstance(i, DeviceEvent)
@@ -152,7 +152,7 @@ async def test_without_reconnect_a_stall_ends_the_iterator():
     async with Served("tcp://127.0.0.1:0", make_signals(4.0), faults, speed=1) as srv:
         async with bopen(srv.info["url"], stall_timeout=STALL, reconnect=False) as conn:
             with pytest.raises(TransportError, match=r"no data for 0\.4 s \(link stalled\)"):
-                async with asyncio.timeout(5):
+                async with aio_timeout(5):
                     async for _ in conn:
                         pass
             await asyncio.sleep(0.05)
@@ -166,7 +166,7 @@ async def test_a_paused_or_blocking_consumer_does_not_trip_it():
             await asyncio.sleep(3 * STALL)  # nobody iterates: the queue fills, no stall
             time.sleep(2.5 * STALL)  # a consumer blocking the event loop: no stall either
             col = Collected()
-            async with asyncio.timeout(3):
+            async with aio_timeout(3):
                 async for item in conn:
                     col.add(item)
                     if col.received(EMG_STREAM) >= 2.4 * 2000:
@@ -195,7 +195,7 @@ async def test_fast_sim_does_not_trip_it_and_is_off_by_default():
     async with bopen("sim://t", signals=sig, speed=20, stall_timeout=0.2) as conn:
         assert conn.stall_limit == 0.2
         col = Collected()
-        async with asyncio.timeout(10):
+        async with aio_timeout(10):
             async for item in conn:
                 col.add(item)
     assert conn.stats["stalls"] == 0 and not col.gaps
@@ -215,7 +215,7 @@ async def test_a_stall_on_sim_is_recorded_and_replays_to_the_same_items(tmp_path
         await conn.open()
         try:
             live = Collected()
-            async with asyncio.timeout(10):
+            async with aio_timeout(10):
                 async for item in conn:
                     live.add(item)
         finally:
@@ -230,7 +230,7 @@ async def test_a_stall_on_sim_is_recorded_and_replays_to_the_same_items(tmp_path
         await replay.open()
         try:
             rep = Collected()
-            async with asyncio.timeout(10):
+            async with aio_timeout(10):
                 async for item in replay:
                     rep.add(item)
         finally:
@@ -257,7 +257,7 @@ async def test_default_is_twenty_packet_periods_but_at_least_two_seconds():
     async with Served("tcp://127.0.0.1:0", slow, speed=4) as srv:
         async with bopen(srv.info["url"]) as conn:
             assert conn.stall_limit == 2.0  # no block seen yet
-            async with asyncio.timeout(5):
+            async with aio_timeout(5):
                 async for item in conn:
                     if isinstance(item, SampleChunk):
                         break

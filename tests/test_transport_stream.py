@@ -11,7 +11,8 @@ from bridge.errors import TransportError
 from bridge.simulator.device import EMG_STREAM, IMU_STREAM, Faults, VirtualWearable
 from bridge.simulator.serve import serve
 from bridge.sources import open as bopen
-from transport_checks import Collected, check_integrity, expected_counts, make_signals
+from transport_checks import (Collected, aio_timeout, check_integrity, expected_counts,
+                              make_signals)
 
 pytestmark = pytest.mark.asyncio
 
@@ -164,7 +165,7 @@ async def test_reconnect_gives_up_after_timeout():
         try:
             srv.stop.set()  # the server goes away for good
             with pytest.raises(TransportError, match="not back after"):
-                async with asyncio.timeout(5):
+                async with aio_timeout(5):
                     async for _ in conn:
                         pass
         finally:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from bridge.simulator.device import (ACC_SCALE_G, EMG_SCALE_MV, EMG_STREAM, GYRO_SCALE_DPS,
                                      Signals)
 from bridge.stream import DeviceEvent, Gap, SampleChunk
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as aio_timeout
+else:  # the backport of asyncio.timeout (test extra on Python 3.10)
+    from async_timeout import timeout as aio_timeout
 
 
 def make_signals(seconds: float = 2.0, seed: int = 0, emg_rate: float = 2000.0,

@@ -7,6 +7,7 @@ import contextlib
 import time
 from pathlib import Path
 
+from bridge import _compat
 from bridge.commands.run import Outputs, _note, run_session
 from bridge.errors import ConfigError, RecordingError
 from bridge.profiles import ProfileNote, profile_to_meta, resolve_profile
@@ -172,7 +173,7 @@ async def replay(path: str, *, speed: float, out: Outputs, profile: str | None =
 
 
 def run(coro):
-    """asyncio.run that turns Ctrl-C into a clean stop."""
+    """asyncio.run that turns Ctrl-C into a clean stop (on every Python: bridge._compat)."""
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(coro)
+        return _compat.run(coro)
     return None
