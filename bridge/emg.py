@@ -641,6 +641,12 @@ class ContractionDetector:
         """Non-finite samples held over (mode "hold") or blocks rejected ("raise")."""
         return self._core.nonfinite
 
+    @property
+    def rest_calibrated(self) -> bool:
+        """True when the baseline is fixed by :meth:`calibrate_rest` (or a profile),
+        False while the detector tracks the noise floor itself."""
+        return not self._core.tracking
+
     def baseline(self) -> list[tuple[float, float, float, float]]:
         """Per channel (mean, SD, on threshold, off threshold); NaN before the
         first baseline window."""

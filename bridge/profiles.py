@@ -183,6 +183,21 @@ class ChannelCheck:
         return None if self.mvc is None else self.mvc / self.rest_mean
 
 
+def rest_steadiness(env: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel of a rest envelope (n, channels): (loudest / median, median /
+    quietest) of its 0.5 s window means, after the envelope's start-up.  Both
+    are near 1 at rest; either above REST_STEADY means the block was not rest."""
+    n = env.shape[1]
+    skip = int(round(0.25 * rate))  # the envelope's start-up, as the detector skips it
+    env = env[skip:] if len(env) > 2 * skip else env
+    w = max(1, int(round(REST_WINDOW * rate)))
+    k = max(1, len(env) // w)
+    wins = env[:k * w].reshape(k, -1, n).mean(axis=1) if len(env) >= w else env.mean(0)[None]
+    med = np.median(wins, axis=0)
+    tiny = np.finfo(float).tiny
+    return wins.max(axis=0) / np.maximum(med, tiny), med / np.maximum(wins.min(axis=0), tiny)
+
+
 def check_profile(p: Profile, detector_params: dict | None = None) -> list[ChannelCheck]:
     """Per-channel quality of a calibration (see REST_STEADY and MVC_MARGIN).
 
@@ -206,15 +221,7 @@ def check_profile(p: Profile, detector_params: dict | None = None) -> list[Chann
     det = ContractionDetector(n, p.rate, **params)
     mu, sd = det.calibrate_rest(p.rest)
     env = det.filter.fresh().process(np.ascontiguousarray(p.rest, dtype=float))
-    skip = int(round(0.25 * p.rate))  # the envelope's start-up, as the detector skips it
-    env = env[skip:] if len(env) > 2 * skip else env
-    w = max(1, int(round(REST_WINDOW * p.rate)))
-    k = max(1, len(env) // w)
-    wins = env[:k * w].reshape(k, -1, n).mean(axis=1) if len(env) >= w else env.mean(0)[None]
-    med = np.median(wins, axis=0)
-    tiny = np.finfo(float).tiny
-    steady = wins.max(axis=0) / np.maximum(med, tiny)
-    dip = med / np.maximum(wins.min(axis=0), tiny)
+    steady, dip = rest_steadiness(env, p.rate)
     onset = np.maximum(mu + k_on * sd, min_ratio * mu)
     mvc = det.calibrate_mvc(p.mvc) if p.mvc is not None else None
     out = []

@@ -801,6 +801,10 @@ def render_report(results: dict, traces: ReportTraces | None = None, *,
                + "".join(f"<li>{x}</li>" for x in findings) + "</ul>" if findings else
                '<h2>Key findings</h2><p class="note">Nothing to summarise: no reps, holds or '
                "stance tests in this session.</p>")
+    notes = [n for n in results.get("notes") or () if isinstance(n, str)]
+    if notes:
+        summary += ('<h2>Notes on this session</h2><ul class="notes">'
+                    + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{_e(title)}</title><style>{_css()}</style></head><body><main>"

@@ -135,6 +135,9 @@ def session_results(session, age: float | None = None) -> dict:
     out: dict = {"devices": {}}
     if age is not None:
         out["age"] = float(age)
+    # What the session decided on its own that changes how to read the numbers
+    # (e.g. a rest phase not used as the baseline); printed and in the report.
+    out["notes"] = list(getattr(session, "notes", []))
     for name, dev in session.devices.items():
         out["devices"][name] = {
             "channels": session.channel_names(name),

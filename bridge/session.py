@@ -326,7 +326,7 @@ class Session:
             prev = dev.phases[-1]
             prev.end = t
             if prev.name in ("rest", "mvc") and self.calibrate_on_rest and self.profile is None:
-                self._calibrate(dev, prev.name)
+                self._calibrate(dev, device, prev.name)
             if prev.name == "stance":
                 out += self._end_stance(dev, device)
         dev.phases.append(Phase(name, arg, t))
@@ -335,19 +335,53 @@ class Session:
             out += self._start_stance(dev, device, arg or "left", t)
         return out
 
-    def _calibrate(self, dev: _DeviceState, phase: str) -> None:
-        """A rest phase sets the baseline; an MVC phase sets 100 % (>= 1 s of data)."""
+    def _calibrate(self, dev: _DeviceState, device: str, phase: str) -> None:
+        """A rest phase sets the baseline; an MVC phase sets 100 % (>= 1 s of data).
+
+        A rest phase that was not at rest (the profile check: a 0.5 s window of
+        its envelope more than twice the median, or less than half) is not
+        used: its mean and SD would lift the onset threshold above real
+        contractions.  That happens when the client moves during the rest, and
+        when the link lost the markers of the phases that followed it (the
+        "rest" then runs on into reps).  The detector then keeps tracking the
+        noise floor itself, and a note says so.
+        """
+        from bridge.profiles import REST_STEADY, rest_steadiness
+
         for st in dev.emg.values():
             blocks = st.calib.pop(phase, [])
             if not blocks:
                 continue
             block = np.concatenate(blocks)
             if block.shape[0] < st.rate:
-                self.notes.append(f"{phase} phase shorter than 1 s: not used for calibration")
+                self.notes.append(f"{device}: {phase} phase shorter than 1 s: not used for "
+                                  "calibration")
             elif phase == "rest":
-                st.detector.calibrate_rest(block)
+                env = st.detector.filter.fresh().process(block)
+                loud, dip = rest_steadiness(env, st.rate)
+                bad = [st.labels[i] if i < len(st.labels) else f"ch{i}"
+                       for i in np.flatnonzero((loud > REST_STEADY) | (dip > REST_STEADY))]
+                if bad:
+                    gap = " (it had a link gap: phase markers may have been lost)" if any(
+                        self._in_phase(dev, g) for g in dev.gaps) else ""
+                    self.notes.append(
+                        f"{device}: the rest phase was not at rest on {', '.join(bad)}{gap}; "
+                        "not used as the baseline: the detector tracks the noise floor itself")
+                else:
+                    st.detector.calibrate_rest(block)
             else:
                 st.detector.calibrate_mvc(block)
+
+    @staticmethod
+    def _in_phase(dev: _DeviceState, g: Gap) -> bool:
+        """Whether gap ``g`` lies in the device's last (just ended) phase."""
+        ph = dev.phases[-1]
+        st = dev.emg.get(g.stream)
+        rate = st.rate if st is not None else dev.imu.get(g.stream, (None,))[0]
+        if not rate:
+            return False
+        t0, t1 = g.first_sample / rate, (g.first_sample + g.n_samples) / rate
+        return t1 > ph.start and (ph.end is None or t0 < ph.end)
 
     # -------------------------------------------------------------- balance
     @staticmethod

@@ -269,6 +269,11 @@ cdef class _Detector:
     def sample_count(self):
         return self.d.t0
 
+    @property
+    def tracking(self):
+        """True while the noise floor is tracked automatically (no fixed rest baseline)."""
+        return bool(self.d.autob)
+
     cdef Py_ssize_t _run(self, const double* x, Py_ssize_t n) noexcept nogil:
         """Process up to ``n`` samples; stop after a chunk that produced events."""
         cdef Py_ssize_t pos = 0, m, k, c, nc = self.nc

@@ -396,6 +396,18 @@ def test_open_contraction_closed_at_end():
     assert det.finish() == []
 
 
+def test_rest_calibrated_says_whether_the_floor_is_fixed():
+    x, _ = sim(4, channels=2, duration=4.0)
+    det = ContractionDetector(2, RATE)
+    assert not det.rest_calibrated
+    det.calibrate_rest(x[:2000])
+    assert det.rest_calibrated
+    det.reset()                       # reset keeps the calibration
+    assert det.rest_calibrated
+    det.clear_rest()
+    assert not det.rest_calibrated
+
+
 def test_calibrate_rest_and_mvc():
     bursts = [Burst(0, 2.0, 3.0, 0.2), Burst(0, 5.0, 6.0, 0.4), Burst(1, 2.0, 3.0, 0.3)]
     x, _ = simulate_emg(RATE, 8.0, bursts, 2, noise_rms=0.01, seed=4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import numpy as np
@@ -162,3 +163,58 @@ def test_the_last_phase_runs_to_the_end_of_the_data(demo):
     assert last["phase"] == "stance" and last["arg"] == "left"
     # not to its own start (nothing but the IMU runs in a stance phase), nor to a last offset
     assert last["end"] == pytest.approx(sig.duration, abs=0.05)
+
+
+@pytest.fixture(scope="module")
+def stalled():
+    """The demo with a hang from 0.5 to 17.5 s that swallows the 'reps' marker."""
+    return _run("demo", faults=Faults(stall_at=(0.5,), stall_for=17.0))
+
+
+def test_a_rest_phase_that_ran_into_reps_is_not_the_baseline(stalled):
+    """A hang swallows the wearable's 'reps' marker (0.5-17.5 s): the session's
+    rest phase then runs on into the last reps.  Calibrating on it lifted the
+    onset threshold above every hold (none found); it must be refused with a
+    note, and the detector's own noise floor then finds the holds."""
+    sig, session, _, results = stalled
+    dev = results["devices"]["sim"]
+    assert [p["phase"] for p in dev["phases"]][:2] == ["rest", "hold"]   # 'reps' was lost
+    assert len(results["notes"]) == 1
+    note = results["notes"][0]
+    assert "rest phase was not at rest" in note and "link gap" in note
+    hold = _phase(results, "hold")
+    t0, t1 = hold["start"], hold["end"]
+    scripted = {ch for ch, on, _, _ in sig.truth["contractions"] if t0 <= on < t1}
+    found = {c["channel"] for c in dev["contractions"] if t0 - 0.5 <= c["onset"] < t1}
+    assert scripted and found == scripted
+    assert all(h["n_holds"] == 1 for h in hold["holds"].values())
+    assert not any(st.detector.rest_calibrated for st in session.devices["sim"].emg.values())
+
+
+def test_a_rest_phase_at_rest_is_the_baseline(demo):
+    _, session, _, results = demo
+    assert results["notes"] == []
+    assert all(st.detector.rest_calibrated for st in session.devices["sim"].emg.values())
+
+
+def test_session_notes_reach_the_terminal_and_the_report(stalled):
+    """A note (here: the refused rest) is printed after the summary and listed in
+    the report, escaped; a session without notes shows neither."""
+    import io
+
+    from rich.console import Console
+
+    from bridge.report import render_report
+    from bridge.sinks.console import ConsoleSink
+
+    results = json.loads(json.dumps(stalled[3]))   # a copy: the fixture is shared
+    results["notes"].append("<b>odd</b> & note")
+    buf = io.StringIO()
+    ConsoleSink(Console(file=buf, width=400, highlight=False)).summary(results)
+    text = buf.getvalue()
+    assert "Note: sim: the rest phase was not at rest" in text
+    assert "Note: <b>odd</b> & note" in text
+    page = render_report(results)
+    assert "Notes on this session" in page and "&lt;b&gt;odd&lt;/b&gt; &amp; note" in page
+    results["notes"] = []
+    assert "Notes on this session" not in render_report(results)

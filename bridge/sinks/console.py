@@ -98,6 +98,8 @@ class ConsoleSink:
                         f"asymmetry" + (f", {weaker} leg weaker" if weaker else ""))
             lost = sum(g["n_samples"] for g in d["gaps"])
             c.print(f"Link: {len(d['gaps'])} gaps, {lost} samples lost")
+        for note in results.get("notes") or ():
+            c.print(f"Note: {note}", markup=False)
 
     def _reps(self, s: dict) -> None:
         t = Table(title="Repetitions", show_edge=False)
