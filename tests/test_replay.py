@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bridge.errors import RecordingError
-from bridge.recording import RecordingReader, RecordingWriter
+from bridge.recording import Kind, RecordingReader, RecordingWriter
 from bridge.session import Session
 from bridge.simulator.device import Faults, Signals
 from bridge.simulator.emg_model import Burst, simulate_emg
@@ -67,6 +67,36 @@ async def test_replay_gives_identical_items_and_events(tmp_path):
     assert rep_items == live_items
     assert rep_events == live_events
     assert replay.stats["decoder"]["crc_errors"] == conn.stats["decoder"]["crc_errors"]
+    # The recorded loss replays as one; the end of the file is not another.
+    assert replay.stats["link_losses"] == 1
+
+
+@pytest.mark.parametrize("legacy_end", [False, True])
+async def test_the_end_of_a_recording_is_not_a_link_loss(tmp_path, legacy_end):
+    path = tmp_path / "live.gbrec"
+    inner = make_transport("sim://test", signals=_signals(), speed=40)
+    with RecordingWriter(path, recording_meta(inner)) as writer:
+        conn = Connection(RecordingTransport(inner, writer), device="pod")
+        await conn.open()
+        try:
+            live_items, _, _ = await _consume(conn)
+        finally:
+            await conn.close()
+        if legacy_end:  # older recordings noted the end of the scenario as a reason-less loss
+            writer.write(Kind.LINK_LOST, b"", 0.0)
+    assert conn.stats["link_losses"] == 0
+    assert [r.kind for r in RecordingReader(path).records()][-1] == (
+        Kind.LINK_LOST if legacy_end else Kind.DATA_IN)
+
+    replay = Connection(ReplayTransport(path), device="pod", autostart=False)
+    await replay.open()
+    try:
+        rep_items, _, _ = await _consume(replay)
+    finally:
+        await replay.close()
+    assert rep_items == live_items
+    for key in ("link_losses", "reconnect_attempts", "reconnects"):
+        assert replay.stats[key] == conn.stats[key] == 0, key
 
 
 async def test_replay_of_a_truncated_recording_still_plays(tmp_path):

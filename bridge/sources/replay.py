@@ -32,7 +32,11 @@ class _RecordingSink(LinkSink):
         self.sink.data_received(data, host_time)
 
     def link_lost(self, exc, final: bool = False) -> None:
-        self.writer.write(Kind.LINK_LOST, str(exc or "").encode(), time.monotonic())
+        # ``final``: the source ended (a sim:// scenario played out).  That is the
+        # end of the data, i.e. the end of the file, not a link loss: nothing to record.
+        if not final:
+            self.writer.write(Kind.LINK_LOST, (str(exc or "") or "link lost").encode(),
+                              time.monotonic())
         self.sink.link_lost(exc, final)
 
 
@@ -88,8 +92,9 @@ class ReplayTransport(Transport):
     driven by the connection's own requests: it starts at the first write
     (the HELLO of the handshake) and, at a recorded link loss, reports the
     loss and waits for the connection to reconnect, so the handshake and
-    reconnect logic run as they did live.  ``speed``: 1 = real time, N = N
-    times faster, 0 = as fast as possible.
+    reconnect logic run as they did live.  The end of the file is the end of
+    the data (the source ended, or the host stopped), not a link loss.
+    ``speed``: 1 = real time, N = N times faster, 0 = as fast as possible.
     """
 
     notifications = False
@@ -126,7 +131,7 @@ class ReplayTransport(Transport):
         await self._go.wait()
         wall0 = first = None
         n = 0
-        for rec in self._records:
+        for rec in _ends_without_loss(self._records):
             self.position = rec.offset
             if rec.kind == Kind.DATA_IN:
                 if self.speed > 0:
@@ -152,3 +157,21 @@ class ReplayTransport(Transport):
         r = self.reader
         return {"records_delivered": self.delivered, "truncated_bytes": r.truncated_bytes,
                 "corrupt_records": r.corrupt_records}
+
+
+def _ends_without_loss(records):
+    """The records, minus a reason-less LINK_LOST that is the last record of the file.
+
+    Recordings made before the end of a source was told apart from a link
+    loss end with such a record (the sim:// scenario finished); it is the end
+    of the data, not a loss.  Recorded losses always carry a reason.
+    """
+    held = None
+    for rec in records:
+        if held is not None:
+            yield held
+            held = None
+        if rec.kind == Kind.LINK_LOST and not rec.payload:
+            held = rec
+        else:
+            yield rec
