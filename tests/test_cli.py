@@ -56,7 +56,9 @@ def test_demo_as_fast_as_possible_prints_the_findings(tmp_path):
     assert "right leg: 30.0 s of 30 s — goal met" in out
     assert "left leg: 14.0 s of 30 s, touchdown" in out
     results = json.loads((tmp_path / "out.json").read_text())
-    assert results["devices"]["sim"]["contractions"]
+    # The device is named as at any other speed (the sim:// URL), on screen and in the JSON.
+    assert list(results["devices"]) == ["sim://demo"]
+    assert results["devices"]["sim://demo"]["contractions"]
 
 
 def test_live_recording_replays_to_the_same_results(recorded):
@@ -66,6 +68,7 @@ def test_live_recording_replays_to_the_same_results(recorded):
     assert r.returncode == 0, r.stderr
     replayed = json.loads(r.stdout)
     live_results = json.loads((d / "live.json").read_text())
+    assert list(live_results["devices"]) == list(replayed["devices"]) == ["sim://demo"]
     for dev in live_results["devices"]:
         assert replayed["devices"][dev]["contractions"] == live_results["devices"][dev][
             "contractions"]

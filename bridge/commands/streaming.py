@@ -66,7 +66,10 @@ async def demo(*, scenario: str = "demo", seed: int = 0, speed: float = 2.0,
         from bridge.runner import virtual_items
         stats: dict = {}
         session, note = profiled_session(out, profile, no_profile=no_profile)
-        results = await run_session(virtual_items(signals, speed=0, faults=faults, stats=stats),
+        # Named as the paced demo names it (the sim:// URL), so results read alike.
+        items = virtual_items(signals, speed=0, faults=faults, stats=stats,
+                              device=f"sim://{scenario}")
+        results = await run_session(items,
                                     session, out, stats=lambda: _sim_stats(stats),
                                     extra_sinks=[note])
         note.after(results)
