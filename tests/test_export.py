@@ -64,6 +64,34 @@ def test_csv_export(session_export, tmp_path):
     assert "contraction glute_max_L" in texts and any(t.startswith("gap:") for t in texts)
 
 
+def test_csv_samples_have_the_precision_of_the_data(session_export, tmp_path):
+    """Each sample is written to the precision it has (a count of the device's quantum),
+    not as a 17-digit float64 repr: same counts back, a fraction of the size."""
+    from bridge.simulator.device import ACC_SCALE_G, EMG_SCALE_MV, GYRO_SCALE_DPS
+
+    session, col, _ = session_export
+    streams = col.streams()
+    files = to_csv(streams, [], tmp_path)
+    quanta = {"emg": [EMG_SCALE_MV] * 2, "imu": [ACC_SCALE_G] * 3 + [GYRO_SCALE_DPS] * 3}
+    for s, path in zip(streams, files):
+        with open(path) as fh:
+            rows = list(csv.reader(fh))[1:]
+        back = np.array([[float(v) if v else np.nan for v in r[1:]] for r in rows])
+        assert np.array_equal(np.isnan(back), np.isnan(s.samples))
+        q = np.float32(quanta[s.kind]).astype(float)  # the scale as announced (float32)
+        ok = ~np.isnan(s.samples)
+        # The same device counts come back, far inside half a quantum.
+        np.testing.assert_array_equal(np.rint(back / q)[ok], np.rint(s.samples / q)[ok])
+        assert np.nanmax(np.abs(back - s.samples) / q) < 0.01
+        longest = max(len(v) for r in rows for v in r[1:])
+        assert longest <= 13, longest  # sign, "0.", 7 digits, e-XX at most
+    # Several times smaller than the float64 reprs the export used to write.
+    emg = next(s for s in streams if s.kind == "emg")
+    old = sum(len(repr(float(v))) + 1 for v in emg.samples[~np.isnan(emg.samples)])
+    new = sum(len(v) + 1 for r in csv.reader(files[0].read_text().splitlines()) for v in r[1:])
+    assert new * 2.5 < old, (new, old)
+
+
 def test_csv_export_without_overwrite_writes_nothing_over_existing_files(session_export,
                                                                          tmp_path):
     session, col, _ = session_export
