@@ -108,6 +108,38 @@ async def test_served_scenario_end_reaches_a_host_that_lags(target):
 
 
 @pytest.mark.parametrize("target", ["serial", "tcp://127.0.0.1:0"])
+async def test_a_served_wearable_waits_for_its_host(target):
+    """A host that joins late gets the scenario from its start, every sample: the
+    device's time runs from the host's first command, not from serving (a pty's late
+    host saw the seconds played meanwhile as lost packets; TCP got them as a burst)."""
+    async with Served(target, make_signals(2.0, seed=2), speed=4) as srv:
+        await asyncio.sleep(0.8)  # longer than the whole scenario at 4x
+        assert srv.wearable.time == 0.0 and not srv.task.done()
+        col = Collected()
+        async with bopen(srv.info["url"]) as conn:
+            await _drain_until_finished(conn, col, srv)
+    for stream in (EMG_STREAM, IMU_STREAM):
+        r = check_integrity(col, srv.wearable, stream, allow_loss=False)
+        assert r["start"] == 0 and r["end"] == expected_counts(srv.wearable, stream).shape[0]
+    assert not col.gaps and conn.stats["decoder"]["samples_lost"] == 0
+
+
+async def test_an_autostarting_served_wearable_streams_from_power_up():
+    """A serial logger that streams on power-up does not wait for a host."""
+    wearable = VirtualWearable(make_signals(2.0), autostart=True)
+    ready = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve("serial", None, speed=4, wearable=wearable, stop=stop,
+                                     on_ready=ready.set_result))
+    await asyncio.wait_for(ready, 5)
+    await asyncio.sleep(0.3)
+    assert wearable.time > 0.5  # ~1.2 s of device time at 4x, with nobody there
+    stop.set()
+    result = await asyncio.wait_for(task, 5)
+    assert result["bytes_sent"] > 0
+
+
+@pytest.mark.parametrize("target", ["serial", "tcp://127.0.0.1:0"])
 async def test_stream_transports_resync_after_bit_errors(target):
     faults = Faults(bit_error_rate=3e-5, seed=9)
     async with Served(target, make_signals(2.0, seed=3), faults, speed=8) as srv:

@@ -40,7 +40,8 @@ async def simulate(target: str, *, scenario: str, seed: int, speed: float, loop:
 
     signals = scenarios.build(scenario, seed=seed)
     console.print(f"virtual wearable: scenario '{scenario}' ({signals.duration:.0f} s), "
-                  f"{speed:g}x speed" + (", looping" if loop else "") + "; Ctrl-C stops")
+                  f"{speed:g}x speed" + (", looping" if loop else "")
+                  + "; plays from the first host's connection; Ctrl-C stops")
     try:
         result = await serve(target, signals, faults, speed=speed, loop=loop)
     except asyncio.CancelledError:

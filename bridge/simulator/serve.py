@@ -20,7 +20,12 @@ This is what ``glutebridge simulate --serve TARGET`` runs.  The CLI calls::
   and the fake BlueZ, prints ``export DBUS_SYSTEM_BUS_ADDRESS=...`` and the
   ``ble://ADDRESS`` URL; run bleak programs with that variable set.
 
-The device is paced in real time, or ``speed`` times faster.  ``serve``
+The device is paced in real time, or ``speed`` times faster, from the first
+command of the first host (its HELLO): a wearable served and joined by a host
+17 s later plays from its start, as on every target, instead of sending (on a
+pty: losing) 17 s of data nobody asked for.  An ``autostart`` wearable (a
+serial logger that streams on power-up) plays from the moment it is served.
+``serve``
 returns when the recording has been played (unless ``loop=True``) or when
 ``stop`` (an ``asyncio.Event``) is set, or is cancelled (Ctrl-C): like a
 wearable switched off, it closes the link, so a connected host sees the link
@@ -108,8 +113,11 @@ class _Pacer:
         self.sent = 0
         self.lost = 0
         self._disconnects = sorted(device.faults.disconnect_at)
+        #: Set by the first host's first command: the device's time runs from then.
+        self.host = asyncio.Event()
 
     def command(self, data: bytes) -> None:
+        self.host.set()
         answer = self.device.receive(data)
         if answer:
             self._out(answer)
@@ -120,8 +128,25 @@ class _Pacer:
         else:
             self.lost += len(data)
 
+    async def _wait_for_host(self, stop: asyncio.Event) -> None:
+        """Until a host says something (or ``stop``): the device's time stands still.
+
+        Its playback starts with the session, as over TCP or BLE when the host
+        connects; waiting with the clock running would make a pty's first host
+        receive (a FIFO's worth of) everything played meanwhile, the rest lost.
+        An autostarting device streams from power-up: no wait."""
+        if self.device.streaming or self.host.is_set():
+            return
+        waits = [asyncio.ensure_future(e.wait()) for e in (self.host, stop)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
     async def run(self, stop: asyncio.Event) -> None:
         dev = self.device
+        await self._wait_for_host(stop)
         last = time.monotonic()
         while not stop.is_set():
             await asyncio.sleep(self.tick)
