@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import shutil
 import time
 import urllib.request
@@ -247,6 +248,11 @@ async def test_page_plots_update_while_data_streams(tmp_path):
             str(final["updates"])
         assert (await page.eval("document.title")).endswith(f"{final['updates']} updates")
         assert await page.eval("document.querySelectorAll('#events li').length") >= 8
+        # Each row's full scale is in mV, as in the terminal, the report and the CSV.
+        scales = final["scales"]
+        assert len(scales) == len(sig.emg_labels) and all(
+            re.fullmatch(r"\d+\.\d{2,3} mV", t) for t in scales), scales
+        assert 0.05 < max(float(t.split()[0]) for t in scales) < 5, scales
         shot = await page.call("Page.captureScreenshot", format="png")
         png = base64.b64decode(shot["data"])
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 30_000

@@ -7,9 +7,11 @@
   };
   // Counters for people and tests: how much the page has received and drawn.
   const gb = (window.gb = { updates: 0, emgPoints: 0, imuPoints: 0, events: 0, draws: 0,
-                            lastT: 0, connected: false });
+                            lastT: 0, connected: false, scales: [] });
   const $ = (id) => document.getElementById(id);
   let dirty = true;
+  // An amplitude in mV, to the 0.001 mV (1 µV) the terminal and the report show.
+  const mV = (v) => (v >= 1 ? v.toFixed(2) : v.toFixed(3)) + " mV";
 
   function addEvent(e) {
     st.events.push(e);
@@ -99,8 +101,12 @@
       ctx.stroke();
       ctx.fillStyle = "#1d2430";
       ctx.fillText((st.labels[i] || "ch" + i).replace(/_/g, " "), 6, y0 + rowH / 2 + 4);
-      ctx.fillStyle = "#5b6575";  // full scale of the row (envelope in mV on the wire)
-      ctx.fillText(Math.round(st.peak[i] * 1000) + " µV", 6, y0 + rowH / 2 + 18);
+      // Full scale of the row, in mV like the envelope on the wire, the terminal,
+      // the report and the CSV export.
+      const full = mV(st.peak[i]);
+      gb.scales[i] = full;
+      ctx.fillStyle = "#5b6575";
+      ctx.fillText(full, 6, y0 + rowH / 2 + 18);
     }
     ctx.fillStyle = "#5b6575";
     for (let s = Math.ceil(t0); s <= t1 - 0.5; s += 2) {
