@@ -671,10 +671,13 @@ def _stance_section(stances, traces: list[SwayTrace], age: float | None) -> tupl
             + (f'<p class="note">quality flags: {_e(", ".join(res.quality))}</p>'
                if res.quality else "")
             + (_sway_svg(tr, lim) if tr is not None else "") + "</div>")
+        # With an age, the grade against its norm (the card's "Grade: below norm ...").
+        graded = (f"; {_e(g.grade)} (norm {g.norm_s:.1f} s for age {age:g})"
+                  if g.norm_s is not None and not g.met_goal else "")
         findings.append(f"{_e(res.leg.capitalize())}-leg stance: {r.get('time_achieved').num(1)} s "
                         f"of {r.get('goal').num(0)} s" + (f", touchdown at {tds[0].num(1)} s"
                                                           if tds else " (goal met)"
-                                                          if g.met_goal else ""))
+                                                          if g.met_goal else "") + graded)
     if not cards:
         return '<p class="note">No single-leg stance test in this session.</p>', findings
     html.append(f'<div class="cards">{"".join(cards)}</div>')

@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -312,3 +313,24 @@ def test_metric_names_are_words_not_json_keys(report):
     text = re.sub(r"<[^>]+>", " ", html)  # what a reader sees (data-path keeps the keys)
     assert "pct_mvc" not in text and "pct mvc" not in text
     assert "(%MVC):" in text and re.search(r">\s*%MVC\s*<", html)
+
+
+def test_findings_grade_the_stance_against_the_age_norm(report):
+    """With an age, the single-leg finding says the grade ("below norm") the card says."""
+    results, traces, _, _ = report
+
+    def stance_finding(age):
+        html = render_report(results, traces, age=age)
+        found = re.search(r'<ul class="findings">(.*?)</ul>', html, re.S).group(1)
+        (line,) = [x for x in re.findall(r"<li>(.*?)</li>", found) if "-leg stance" in x]
+        return line
+
+    (st,) = [s for p in results["devices"]["sim"]["phases"] if p["phase"] == "stance"
+             for s in p["stance"]]
+    t = st["time_achieved"]
+    assert 10 <= t < st["goal"] and not st["completed"]  # short of the goal, not poor
+    plain = stance_finding(None)
+    assert "norm" not in plain and "for age" not in plain
+    # Springer 2007: 16.7 s at 70-79 (above what was stood), 6.2 s from 80 (below it).
+    assert stance_finding(75) == plain + "; below norm (norm 16.7 s for age 75)"
+    assert stance_finding(85) == plain + "; normal for age (norm 6.2 s for age 85)"
