@@ -59,8 +59,12 @@ def _check_stall_then_back(w: Watched, wearable, stall_at: float, stall_for: flo
     """lost (stall reason) -> reconnected -> the hole is one disconnect Gap per stream."""
     ch = w.changes()
     states = [c.state for c in ch]
-    assert states[:2] == ["lost", "reconnected"], states
-    lost, back = ch[0], ch[1]
+    # one loss, then back (an attempt may fail first while the device is still hung
+    # or the machine is busy: "retrying" in between is fine, another "lost" is not)
+    assert states[0] == "lost" and "reconnected" in states, states
+    k_back = states.index("reconnected")
+    assert set(states[1:k_back]) <= {"retrying"}, states
+    lost, back = ch[0], ch[k_back]
     assert lost.reason == f"no data for {limit:.1f} s (link stalled)"
     assert not lost.reason.startswith(("tcp:", "serial:", "ble:"))
     items = [i for i, _ in w.items]
@@ -69,7 +73,7 @@ def _check_stall_then_back(w: Watched, wearable, stall_at: float, stall_for: flo
     # The watchdog measured the transport's silence: at least the limit, not much more.
     last = max(t for i, t in w.items[:i_lost] if isinstance(i, SampleChunk))
     silence = lost.host_time - last
-    assert limit <= silence < limit + 0.6, silence
+    assert limit <= silence < limit + 1.0, silence
     # Nothing between lost and reconnected; the hole follows as disconnect Gaps.
     assert not any(isinstance(i, (SampleChunk, Gap)) for i in items[i_lost:i_back])
     gaps = [i for i in items[i_back:] if isinstance(i, Gap)]
