@@ -350,11 +350,16 @@ class _PtyLink:
         seconds.  Gives up after DRAIN_PATIENCE s without progress (nobody
         reading), like a wearable switched off with bytes in its FIFO."""
         last, since = -1, time.monotonic()
+        empty = 0
         while self._master is not None:
             if self._backlog:
                 self.send(b"")
             left = len(self._backlog) + self._unread()
-            if left == 0:
+            # The kernel hands bytes written to the master over to the reading side
+            # asynchronously (the tty flip buffer): just after a write the slave may
+            # still count 0 unread.  So "all read" must hold across a few checks.
+            empty = empty + 1 if left == 0 else 0
+            if empty >= 3:
                 return
             now = time.monotonic()
             if left != last:

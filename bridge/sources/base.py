@@ -297,6 +297,9 @@ class Connection(LinkSink):
             now = time.monotonic()
             self._link_state("reconnected", now, attempt=self._attempt,
                              down_for=now - self._lost_at)
+            # counted where it is announced: a stop (Ctrl-C) before START's
+            # ack must not leave "reconnected" shown but not counted
+            self._counts["reconnects"] += 1
             self._lost_at = None
         if self._streaming_wanted:
             await self._command(hs.start(self._next_seq()), retries=3)
@@ -524,7 +527,6 @@ class Connection(LinkSink):
                 with contextlib.suppress(Exception):
                     await self.transport.close()
                 await self._establish(self._attempt_handshake_timeout())
-                self._counts["reconnects"] += 1
                 return
             except asyncio.CancelledError:
                 raise
