@@ -233,11 +233,16 @@ def _add_force_option(p, what: str, record: bool = False) -> None:
                    + ("; a --record recording is never overwritten" if record else ""))
 
 
-def _number(text: str) -> float:
+def _parsed(text: str, kind, what: str):
+    """``kind(text)`` (int or float), or the argparse error "'TEXT' is not WHAT"."""
     try:
-        x = float(text)
+        return kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def _number(text: str) -> float:
+    x = _parsed(text, float, "a number")
     if x != x or x in (float("inf"), float("-inf")):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return x
@@ -267,30 +272,21 @@ def _fraction(text: str) -> float:
 
 
 def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    n = _parsed(text, int, "a whole number")
     if n < 1:
         raise argparse.ArgumentTypeError(f"{n}: give 1 or more")
     return n
 
 
 def _port(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    n = _parsed(text, int, "a port number")
     if not 0 <= n <= 65535:
         raise argparse.ArgumentTypeError(f"{n} is not a port (0-65535; 0 = any free port)")
     return n
 
 
 def _age(text: str) -> float:
-    try:
-        age = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of years") from None
+    age = _parsed(text, float, "a number of years")
     if not 1 <= age <= 120:
         raise argparse.ArgumentTypeError(f"{age:g} years is not a plausible age (1-120)")
     return age

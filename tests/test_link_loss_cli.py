@@ -93,13 +93,10 @@ class _Lines:
         return "\n".join(x for _, x in self.seen)
 
 
-def _simulator(port: int, speed: float, cwd) -> subprocess.Popen:
-    proc = subprocess.Popen(_cmd("simulate", "--serve", f"tcp://127.0.0.1:{port}",
-                                 "--scenario", "demo", "--speed", speed),
-                            cwd=cwd, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+def _listening(proc: subprocess.Popen, port: int) -> subprocess.Popen:
+    """``proc`` once it accepts TCP connections on ``port`` (it must not exit first)."""
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # listening?
+    while time.monotonic() < deadline:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return proc
@@ -107,6 +104,14 @@ def _simulator(port: int, speed: float, cwd) -> subprocess.Popen:
         time.sleep(0.05)
     proc.kill()
     raise AssertionError("simulator did not start listening")
+
+
+def _simulator(port: int, speed: float, cwd) -> subprocess.Popen:
+    proc = subprocess.Popen(_cmd("simulate", "--serve", f"tcp://127.0.0.1:{port}",
+                                 "--scenario", "demo", "--speed", speed),
+                            cwd=cwd, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    return _listening(proc, port)
 
 
 def _stream(port: int, cwd, *args) -> subprocess.Popen:
@@ -345,15 +350,7 @@ def _hanging_simulator(port: int, after: float, stall_for: float, cwd) -> subpro
             f"asyncio.run(serve('tcp://127.0.0.1:{port}', None, wearable=Hangs(build('demo'))))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # listening?
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("simulator did not start listening")
+    return _listening(proc, port)
 
 
 def test_stream_says_a_stalled_link_is_lost_reconnects_and_marks_the_gap(tmp_path):

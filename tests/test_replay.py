@@ -35,10 +35,15 @@ def _key(item):
 
 
 async def _consume(conn):
+    """Open ``conn``, take every item through a Session, close it."""
     session, items, events = Session(), [], []
-    async for item in conn:
-        items.append(_key(item))
-        events += session.handle(item)
+    await conn.open()
+    try:
+        async for item in conn:
+            items.append(_key(item))
+            events += session.handle(item)
+    finally:
+        await conn.close()
     events += session.finish()
     return items, [repr(e) for e in events], session
 
@@ -50,20 +55,12 @@ async def test_replay_gives_identical_items_and_events(tmp_path):
     with RecordingWriter(path, recording_meta(inner)) as writer:
         conn = Connection(RecordingTransport(inner, writer), device="pod",
                           backoff=(0.01, 0.05))
-        await conn.open()
-        try:
-            live_items, live_events, live_session = await _consume(conn)
-        finally:
-            await conn.close()
+        live_items, live_events, live_session = await _consume(conn)
     assert conn.stats["link_losses"] == 1 and conn.stats["decoder"]["crc_errors"] > 0
     assert len(live_session.contractions()) >= 6
 
     replay = Connection(ReplayTransport(path), device="pod", autostart=False)
-    await replay.open()
-    try:
-        rep_items, rep_events, _ = await _consume(replay)
-    finally:
-        await replay.close()
+    rep_items, rep_events, _ = await _consume(replay)
     assert rep_items == live_items
     assert rep_events == live_events
     assert replay.stats["decoder"]["crc_errors"] == conn.stats["decoder"]["crc_errors"]
@@ -77,11 +74,7 @@ async def test_the_end_of_a_recording_is_not_a_link_loss(tmp_path, legacy_end):
     inner = make_transport("sim://test", signals=_signals(), speed=40)
     with RecordingWriter(path, recording_meta(inner)) as writer:
         conn = Connection(RecordingTransport(inner, writer), device="pod")
-        await conn.open()
-        try:
-            live_items, _, _ = await _consume(conn)
-        finally:
-            await conn.close()
+        live_items, _, _ = await _consume(conn)
         if legacy_end:  # older recordings noted the end of the scenario as a reason-less loss
             writer.write(Kind.LINK_LOST, b"", 0.0)
     assert conn.stats["link_losses"] == 0
@@ -89,11 +82,7 @@ async def test_the_end_of_a_recording_is_not_a_link_loss(tmp_path, legacy_end):
         Kind.LINK_LOST if legacy_end else Kind.DATA_IN)
 
     replay = Connection(ReplayTransport(path), device="pod", autostart=False)
-    await replay.open()
-    try:
-        rep_items, _, _ = await _consume(replay)
-    finally:
-        await replay.close()
+    rep_items, _, _ = await _consume(replay)
     assert rep_items == live_items
     for key in ("link_losses", "reconnect_attempts", "reconnects"):
         assert replay.stats[key] == conn.stats[key] == 0, key
@@ -104,15 +93,11 @@ async def test_replay_of_a_truncated_recording_still_plays(tmp_path):
     inner = make_transport("sim://test", signals=_signals(), speed=25)
     with RecordingWriter(path, recording_meta(inner)) as writer:
         conn = Connection(RecordingTransport(inner, writer), device="pod")
-        await conn.open()
         full, _, _ = await _consume(conn)
-        await conn.close()
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3 + 7])  # torn in the middle of a record
     replay = Connection(ReplayTransport(path), device="pod", autostart=False)
-    await replay.open()
     items, _, _ = await _consume(replay)
-    await replay.close()
     assert 0.5 * len(full) < len(items) < len(full)
     assert items == full[:len(items)]
     assert RecordingReader(path).truncated_bytes == 0  # fresh reader, counts on iteration

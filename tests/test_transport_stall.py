@@ -206,6 +206,19 @@ async def test_fast_sim_does_not_trip_it_and_is_off_by_default():
     assert Connection(make_transport("sim://t", signals=sig)).stall_limit is None
 
 
+async def _collect_all(conn: Connection) -> Collected:
+    """Open ``conn``, collect its items until the source ends (10 s at most), close it."""
+    col = Collected()
+    await conn.open()
+    try:
+        async with aio_timeout(10):
+            async for item in conn:
+                col.add(item)
+    finally:
+        await conn.close()
+    return col
+
+
 async def test_a_stall_on_sim_is_recorded_and_replays_to_the_same_items(tmp_path):
     # sim:// takes the watchdog when asked; the recording notes the loss the host
     # declared, so the replay loses the link at the same point (it has no watchdog).
@@ -216,14 +229,7 @@ async def test_a_stall_on_sim_is_recorded_and_replays_to_the_same_items(tmp_path
     with RecordingWriter(path, recording_meta(inner)) as writer:
         conn = Connection(RecordingTransport(inner, writer), device="pod", stall_timeout=0.3,
                           backoff=(0.02, 0.05), command_timeout=0.2)
-        await conn.open()
-        try:
-            live = Collected()
-            async with aio_timeout(10):
-                async for item in conn:
-                    live.add(item)
-        finally:
-            await conn.close()
+        live = await _collect_all(conn)
     assert conn.stats["stalls"] == 1 and conn.stats["reconnects"] == 1
     assert [g.reason for g in live.gaps] == ["disconnect"] * 2
 
@@ -231,14 +237,7 @@ async def test_a_stall_on_sim_is_recorded_and_replays_to_the_same_items(tmp_path
         replay = Connection(ReplayTransport(path, speed=speed), device="pod", autostart=False,
                             stall_timeout=0.05)
         assert replay.stall_limit is None  # never on for a replay
-        await replay.open()
-        try:
-            rep = Collected()
-            async with aio_timeout(10):
-                async for item in replay:
-                    rep.add(item)
-        finally:
-            await replay.close()
+        rep = await _collect_all(replay)
         assert replay.stats["stalls"] == 0
         assert [repr(g) for g in rep.gaps] == [repr(g) for g in live.gaps]
         for stream in (EMG_STREAM, IMU_STREAM):
