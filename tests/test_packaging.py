@@ -46,3 +46,12 @@ def test_every_package_data_file_is_declared():
     assert not missing, (f"files not in [tool.setuptools.package-data] (they would be absent "
                          f"from `pip install .`): {missing}")
 
+
+
+def test_declared_licence_files_exist():
+    # setuptools refuses to build when a license-files pattern matches nothing; catch it here.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["project"]["license-files"]
+    assert patterns
+    for pattern in patterns:
+        assert list(ROOT.glob(pattern)), f"license-files pattern {pattern!r} matches no file"
