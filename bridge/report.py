@@ -499,6 +499,13 @@ def _firing_section(reps: list[tuple[_Node, _Node]]) -> tuple[str, list[str]]:
     return "".join(html), findings
 
 
+def _lsi_verdict(lsi: float | None) -> str:
+    """The usual clinical line: a limb symmetry index of at least 90 % counts as balanced."""
+    if lsi is None:
+        return ""
+    return f"; LSI {lsi:.0f}%, " + ("balanced (at least 90%)" if lsi >= 90 else "under 90%")
+
+
 def _symmetry_section(reps) -> tuple[str, list[str]]:
     html, findings = [], []
     for ph, summ in reps:
@@ -527,7 +534,8 @@ def _symmetry_section(reps) -> tuple[str, list[str]]:
                     findings.append(f"{_e(s.value['muscle'].replace('_', ' '))}: mean activation "
                                     f"left {mean.get('left').num(3, unit='mV')}, right "
                                     f"{mean.get('right').num(3, unit='mV')} (symmetry index "
-                                    f"{mean.get('si').num(1, sign=True)}%)")
+                                    f"{mean.get('si').num(1, sign=True)}%"
+                                    + _lsi_verdict(mean.value.get("lsi")) + ")")
         html.append(f"<h3>{_e(ph.value.get('arg') or 'reps')}</h3>")
         html.append(_table(["muscle", "metric", "left", "right", "SI (%)", "LSI (%)"], rows))
         if bars:

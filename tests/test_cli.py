@@ -539,7 +539,16 @@ def test_the_summary_reads_like_the_report(recorded):
     row = next(ln for ln in text.splitlines() if ln.lstrip().startswith(
         reps["muscles"][0]["name"]))
     assert "mean %MVC" in text and " 100 " in row  # mean of 80, 90, ..., 120
-    assert "-0 %" not in text and "peak SI +0 % (no difference)" in text
+    assert "-0 %" not in text and "peak +0 %" in text
+    sym = reps["symmetry"][0]
+    mean_si = sym["metrics"]["mean"]["si"]
+    # the verdict follows the mean's limb symmetry index, with the clinical 90 % line
+    line = next(ln for ln in text.splitlines() if ln.startswith(f"Symmetry {sym['muscle']}:"))
+    assert line.startswith(f"Symmetry {sym['muscle']}: SI mean {signed(mean_si)} %, peak +0 %")
+    lsi = sym["metrics"]["mean"]["lsi"]
+    assert f"LSI {lsi:.0f} %" in line
+    assert ("balanced" in line) == (lsi >= 90)
+    assert ("right stronger" in line) == (lsi < 90 and mean_si < 0)
     assert "no result: the trial did not finish (data ended before the countdown or no IMU)" \
         in text
 

@@ -137,12 +137,23 @@ class ConsoleSink:
             order = " > ".join(f["dominant_order"])
             self.console.print(f"{side:>5} side: usual order {order}; " + "; ".join(parts))
         for sym in s["symmetry"]:
-            m = sym["metrics"].get("peak")
-            if m and m.get("si") is not None:
-                side = ("no difference" if round(m["si"]) == 0 else
-                        "left stronger" if m["si"] > 0 else "right stronger")
-                self.console.print(f"Symmetry {sym['muscle']}: peak SI {signed(m['si'])} % "
-                                   f"({side})")
+            # Mean activation first, as in the report's key findings; the peak follows.
+            parts = [(name, m["si"]) for name in ("mean", "peak")
+                     if (m := sym["metrics"].get(name)) and m.get("si") is not None]
+            if not parts:
+                continue
+            first = sym["metrics"][parts[0][0]]
+            si, lsi = first["si"], first.get("lsi")
+            # A limb symmetry index >= 90 % is the usual clinical "symmetric enough" line;
+            # calling a 2 % difference "right stronger" would overstate it.
+            if lsi is not None and lsi >= 90:
+                verdict = "balanced: LSI >= 90 %"
+            else:
+                verdict = ("left" if si > 0 else "right") + " stronger"
+            self.console.print(f"Symmetry {sym['muscle']}: SI "
+                               + ", ".join(f"{name} {signed(v)} %" for name, v in parts)
+                               + (f"; LSI {lsi:.0f} %" if lsi is not None else "")
+                               + f" ({verdict})")
 
     def _holds(self, holds: dict) -> None:
         for name, h in holds.items():
