@@ -14,12 +14,18 @@ cdef extern from "emg_kernels.h" nogil:
         double* zs
         const double* esos
         double* ezs
+        double* zs_alt
+        double* ezs_alt
+        int v8
+        unsigned unit_pos, unit_neg
         double* p1
         double* p2
         double* ring
         double* sumsq
-    void emg_chain_run(emg_chain_t* ch, const double* x, Py_ssize_t n,
-                       double* env, double* filt)
+    int emg_chain_run(emg_chain_t* ch, const double* x, Py_ssize_t n,
+                      double* env, double* filt, int check)
+    void emg_chain_undo(emg_chain_t* ch)
+    int emg_cpu_v8()
     Py_ssize_t emg_find_nonfinite(const double* x, Py_ssize_t n)
 
 
@@ -54,11 +60,15 @@ cdef class _Chain:
     """
     cdef Py_ssize_t nc, ns, ne, rms_w
     cdef int env_mode, tkeo, prime, primed
+    # run_checked can take a block back (no TKEO/RMS history to restore)
+    cdef readonly bint undoable
     cdef double* sos
     cdef double* zi
     cdef double* zs
+    cdef double* zs_b
     cdef double* esos
     cdef double* ezs
+    cdef double* ezs_b
     cdef double* v
     cdef double* p1
     cdef double* p2
@@ -68,7 +78,7 @@ cdef class _Chain:
 
     def __cinit__(self):
         self.sos = NULL; self.zi = NULL; self.zs = NULL; self.esos = NULL
-        self.ezs = NULL; self.v = NULL; self.p1 = NULL; self.p2 = NULL
+        self.ezs = NULL; self.zs_b = NULL; self.ezs_b = NULL; self.v = NULL; self.p1 = NULL; self.p2 = NULL
         self.ring = NULL; self.sumsq = NULL
 
     def __init__(self, Py_ssize_t channels, const double[:, ::1] sos,
@@ -93,13 +103,15 @@ cdef class _Chain:
         self.zs = <double*>calloc(2 * self.ns * self.nc + 1, sizeof(double))
         self.esos = <double*>calloc(6 * self.ne + 1, sizeof(double))
         self.ezs = <double*>calloc(2 * self.ne * self.nc + 1, sizeof(double))
+        self.zs_b = <double*>calloc(2 * self.ns * self.nc + 1, sizeof(double))
+        self.ezs_b = <double*>calloc(2 * self.ne * self.nc + 1, sizeof(double))
         self.v = <double*>calloc(self.nc, sizeof(double))
         self.p1 = <double*>calloc(self.nc, sizeof(double))
         self.p2 = <double*>calloc(self.nc, sizeof(double))
         self.ring = <double*>calloc(self.rms_w * self.nc + 1, sizeof(double))
         self.sumsq = <double*>calloc(self.nc, sizeof(double))
         if (self.sos == NULL or self.zi == NULL or self.zs == NULL or self.esos == NULL
-                or self.ezs == NULL or self.v == NULL or self.p1 == NULL or self.p2 == NULL
+                or self.ezs == NULL or self.zs_b == NULL or self.ezs_b == NULL or self.v == NULL or self.p1 == NULL or self.p2 == NULL
                 or self.ring == NULL or self.sumsq == NULL):
             raise MemoryError()
         for i in range(self.ns):
@@ -118,6 +130,18 @@ cdef class _Chain:
         self.k.tkeo = tkeo
         self.k.sos = self.sos
         self.k.zs = self.zs
+        self.k.zs_alt = self.zs_b
+        self.k.ezs_alt = self.ezs_b
+        self.undoable = not tkeo and env_mode != ENV_RMS
+        self.k.v8 = emg_cpu_v8() if self.nc == 8 else 0
+        self.k.unit_pos = 0
+        self.k.unit_neg = 0
+        for i in range(min(self.ns, 32)):
+            if self.sos[6 * i] == 1.0 and self.sos[6 * i + 2] == 1.0:
+                if self.sos[6 * i + 1] == 2.0:
+                    self.k.unit_pos |= 1u << i
+                elif self.sos[6 * i + 1] == -2.0:
+                    self.k.unit_neg |= 1u << i
         self.k.esos = self.esos
         self.k.ezs = self.ezs
         self.k.p1 = self.p1
@@ -128,12 +152,13 @@ cdef class _Chain:
 
     def __dealloc__(self):
         free(self.sos); free(self.zi); free(self.zs); free(self.esos); free(self.ezs)
+        free(self.zs_b); free(self.ezs_b)
         free(self.v); free(self.p1); free(self.p2); free(self.ring); free(self.sumsq)
 
     cpdef reset(self):
         """Forget all history (filters re-prime on the next sample)."""
-        memset(self.zs, 0, (2 * self.ns * self.nc + 1) * sizeof(double))
-        memset(self.ezs, 0, (2 * self.ne * self.nc + 1) * sizeof(double))
+        memset(self.k.zs, 0, (2 * self.ns * self.nc + 1) * sizeof(double))
+        memset(self.k.ezs, 0, (2 * self.ne * self.nc + 1) * sizeof(double))
         memset(self.p1, 0, self.nc * sizeof(double))
         memset(self.p2, 0, self.nc * sizeof(double))
         memset(self.ring, 0, (self.rms_w * self.nc + 1) * sizeof(double))
@@ -148,9 +173,46 @@ cdef class _Chain:
             return
         if not self.primed:
             if self.prime:
-                sos_prime(self.zi, self.zs, self.ns, self.nc, x)
+                sos_prime(self.zi, self.k.zs, self.ns, self.nc, x)
             self.primed = 1
-        emg_chain_run(&self.k, x, n, env, filt)
+        emg_chain_run(&self.k, x, n, env, filt, 0)
+
+    def _wide(self, bint on):
+        """Tests: allow (or not) the 8-channel AVX-512 path; returns whether
+        it is in use."""
+        self.k.v8 = emg_cpu_v8() if on and self.nc == 8 else 0
+        return bool(self.k.v8)
+
+    cdef Py_ssize_t state_size(self) noexcept nogil:
+        """Doubles that ``save`` writes (undoable chains)."""
+        return 2 * (self.ns + self.ne) * self.nc + 1
+
+    cdef void save(self, double* buf) noexcept nogil:
+        memcpy(buf, self.k.zs, 2 * self.ns * self.nc * sizeof(double))
+        memcpy(buf + 2 * self.ns * self.nc, self.k.ezs, 2 * self.ne * self.nc * sizeof(double))
+        buf[2 * (self.ns + self.ne) * self.nc] = self.primed
+
+    cdef void restore(self, const double* buf) noexcept nogil:
+        memcpy(self.k.zs, buf, 2 * self.ns * self.nc * sizeof(double))
+        memcpy(self.k.ezs, buf + 2 * self.ns * self.nc, 2 * self.ne * self.nc * sizeof(double))
+        self.primed = <int>buf[2 * (self.ns + self.ne) * self.nc]
+
+    cdef int run_checked(self, const double* x, Py_ssize_t n, double* env) noexcept nogil:
+        """Like ``run`` (n >= 1, no filtered output) if every value of ``x``
+        is finite and return 1; else leave the state as it was and return 0.
+        Only when ``undoable``."""
+        cdef int was_primed = self.primed
+        if not was_primed:
+            if self.prime:
+                sos_prime(self.zi, self.k.zs, self.ns, self.nc, x)
+            self.primed = 1
+        if emg_chain_run(&self.k, x, n, env, NULL, 1):
+            return 1
+        emg_chain_undo(&self.k)
+        if not was_primed:
+            memset(self.k.zs, 0, (2 * self.ns * self.nc + 1) * sizeof(double))
+            self.primed = 0
+        return 0
 
     def process_into(self, const double[:, ::1] x, double[:, ::1] env,
                      double[:, ::1] filt=None):

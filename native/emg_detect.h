@@ -32,6 +32,18 @@
 #include <stddef.h>
 #include <string.h>
 
+/* The detector is compiled twice like the filter kernels (x86-64-v3: VEX
+ * encoding, AVX2 window sums), without FMA contraction in this file so
+ * that both clones give the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define EMG_DET_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#define EMG_DET_POP 1
+#else
+#define EMG_DET_CLONES
+#endif
+
 enum { EMG_IDLE = 0, EMG_CANDIDATE = 1, EMG_ACTIVE = 2, EMG_PENDING_OFF = 3 };
 enum { EMG_F_CENSORED = 1 };   /* event flag: onset before the first sample */
 
@@ -89,6 +101,18 @@ typedef struct {
     emg_event_t *ev;
     ptrdiff_t nev;
 } emg_det_t;
+
+/* The largest double below v (v finite or +inf): e < v <=> e <= this. */
+static inline double emg_prev_double(double v)
+{
+    if (v == 0.0)
+        return -4.9406564584124654e-324;
+    unsigned long long b;
+    memcpy(&b, &v, sizeof b);
+    b = v > 0.0 ? b - 1 : b + 1;
+    memcpy(&v, &b, sizeof v);
+    return v;
+}
 
 static void emg_set_base(const emg_det_t *d, ptrdiff_t c, double m, double sd)
 {
@@ -206,7 +230,7 @@ static inline void emg_emit(emg_det_t *d, int kind, ptrdiff_t c, long long sampl
 
 /* State machine for channel c over rows [i0, i1) of env; the noise floor
  * is constant over the range (callers split at window boundaries). */
-static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *env,
+static inline __attribute__((always_inline)) void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *env,
                                       ptrdiff_t i0, ptrdiff_t i1)
 {
     const ptrdiff_t nc = d->nc;
@@ -256,25 +280,31 @@ static inline void emg_detect_channel(emg_det_t *d, ptrdiff_t c, const double *e
                above the refine level and both offset levels nothing changes
                state; the same sums and peaks as the per-sample path, in the
                same order (identical results). */
-            const double off = s->off_thr, low = s->low_eff, fr = d->off_frac;
-            double acc = s->acc_sum, accp = s->acc_peak, ps = s->pre_sum, pp = s->pre_peak;
-            const long long nb = d->t0 - s->onset_raw;   /* t - onset_raw at row 0 */
+            const double fr = d->off_frac;
+            /* e <= low_eff || e < off_thr, as one compare: e <= lim */
+            const double lim = s->low_eff >= s->off_thr ? s->low_eff : emg_prev_double(s->off_thr);
+            double acc = s->acc_sum, ps = s->pre_sum, pk = -HUGE_VAL;
+            /* t - onset_raw, counted in a double (exact below 2^53) */
+            double tn = (double)(d->t0 + i - s->onset_raw);
             ptrdiff_t j = i;
-            for (; j < i1; j++) {
+            for (; j < i1; j++, tn += 1.0) {
                 const double e = e_c[j * nc];
-                if (e <= low || e < off || e * (double)(nb + j) < fr * acc)
+                if (e <= lim || e * tn < fr * acc)
                     break;
                 ps += e;
-                if (e > pp)
-                    pp = e;
                 acc += e;
-                if (e > accp)
-                    accp = e;
+                pk = e > pk ? e : pk;   /* both peaks take the same samples */
             }
+            /* opaque to GCC's SLP vectoriser, which would otherwise pack
+               the sums into vector registers for the paired stores below
+               and shuffle them on the add chains inside the loop */
+            __asm__("" : "+x"(acc), "+x"(ps), "+x"(pk));
             s->acc_sum = acc;
-            s->acc_peak = accp;
             s->pre_sum = ps;
-            s->pre_peak = pp;
+            if (pk > s->acc_peak)
+                s->acc_peak = pk;
+            if (pk > s->pre_peak)
+                s->pre_peak = pk;
             i = j;
             if (j == i1)
                 break;
@@ -610,7 +640,7 @@ emg_wsums(emg_det_t *d, const double *env, ptrdiff_t a, ptrdiff_t b, ptrdiff_t c
  * arithmetic is the scalar arithmetic, so both give identical sums. */
 typedef double emg_d4 __attribute__((vector_size(32)));
 
-static __attribute__((noinline)) void
+EMG_DET_CLONES static __attribute__((noinline)) void
 emg_wsums_v4(emg_det_t *d, const double *env, ptrdiff_t a, ptrdiff_t b, ptrdiff_t c0,
              ptrdiff_t nv)
 {
@@ -640,7 +670,7 @@ emg_wsums_v4(emg_det_t *d, const double *env, ptrdiff_t a, ptrdiff_t b, ptrdiff_
 /* env: m x nc envelope rows.  At most one event per channel per sample,
  * plus two per channel from a start re-judgement, so the caller sizes d->ev
  * for (m + 2) * nc events. */
-static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
+EMG_DET_CLONES static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
 {
     const ptrdiff_t nc = d->nc;
     const ptrdiff_t first_event = d->nev;
@@ -752,5 +782,9 @@ static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t m)
         d->ev[j] = r;
     }
 }
+
+#ifdef EMG_DET_POP
+#pragma GCC pop_options
+#endif
 
 #endif

@@ -482,6 +482,114 @@ def test_nonfinite_found_anywhere(channels):
                 assert det.sample_count == before
 
 
+
+@pytest.mark.parametrize("channels,block,kw", [
+    (8, 32, {}), (8, 64, {}), (3, 32, {}), (8, 200, {}), (4, 700, {}), (8, 1500, {}),
+    (2, 100, {"tkeo": True}), (2, 32, {"envelope": "rms"})])
+def test_nonfinite_rejected_block_leaves_no_trace(channels, block, kw):
+    """However a block is checked (by the filter chain as it runs, with the
+    state saved first if it spans several chunks - the noise-floor history
+    too if it reaches a window end; TKEO/RMS envelopes: a pass before), a
+    rejected block changes nothing: the stream carries on exactly as if it
+    had never been offered (events, noise floor, start watch)."""
+    x, _ = sim(5, channels=channels, duration=10.0)
+    starts = range(0, len(x), block)
+    ref_det = ContractionDetector(channels, RATE, **kw)
+    ref = []
+    for s in starts:
+        ref += as_tuples(ref_det.process(x[s:s + block]))
+    ref += as_tuples(ref_det.finish())
+    det = ContractionDetector(channels, RATE, **kw)
+    got = []
+    rng = np.random.default_rng(block)
+    rejected = 0
+    for k, s in enumerate(starts):
+        good = x[s:s + block]
+        if k % 5 == 0 or k == len(starts) - 1:
+            bad = good.copy()
+            j = bad.size - 1 if k % 2 else int(rng.integers(bad.size))
+            bad.flat[j] = (np.nan, np.inf, -np.inf)[k % 3]
+            with pytest.raises(SignalError, match=f"row {j // channels}, channel {j % channels} "):
+                det.process(bad)
+            rejected += 1
+            assert det.sample_count == s
+        got += as_tuples(det.process(good))
+    got += as_tuples(det.finish())
+    assert len(ref) >= 4
+    assert got == ref
+    assert np.array_equal(det.baseline(), ref_det.baseline(), equal_nan=True)
+    assert det.nonfinite == rejected
+
+
+
+def test_process_native_binding_same_as_method():
+    """``process`` runs as one native call per block (bound per instance):
+    the same events and errors as the Python method for every kind of
+    input; a subclass that overrides ``process`` keeps its override."""
+    x, _ = sim(6, channels=2, duration=8.0)
+    for conv in (lambda b: b, lambda b: b.tolist(), lambda b: np.asfortranarray(b),
+                 lambda b: (b * 100).astype(np.int32)):
+        a, b = ContractionDetector(2, RATE), ContractionDetector(2, RATE)
+        assert "process" in vars(a)          # the native binding is in place
+        got, ref = [], []
+        for s in range(0, len(x), 500):
+            got += a.process(conv(x[s:s + 500]))
+            ref += ContractionDetector.process(b, conv(x[s:s + 500]))
+        assert got and got == ref
+    for bad in (np.zeros((5, 3)), np.zeros(5), [["a", "b"]]):
+        with pytest.raises(ConfigError) as native:
+            a.process(bad)
+        with pytest.raises(ConfigError) as method:
+            ContractionDetector.process(b, bad)
+        assert str(native.value) == str(method.value)
+
+    class Counting(ContractionDetector):
+        calls = 0
+
+        def process(self, block):
+            Counting.calls += 1
+            return super().process(block)
+
+    Counting(2, RATE).process(x[:100])
+    assert Counting.calls == 1
+
+
+
+def test_events_built_natively_equal_dataclass_constructors():
+    """The event objects are built without the dataclasses' __init__: every
+    field as the constructors would set it (MVC percentages, censored
+    onsets, truncation at finish included)."""
+    x, _ = sim(7, channels=2, duration=10.0)
+    det = ContractionDetector(2, RATE)
+    det.calibrate_mvc(x[3000:9000])
+    recs = list(det._core.process_fast(x[:15000]))
+    recs += [(1, 0, 0, 900, 0, 2.5, 1.5, 1)]              # a censored onset
+    tail = list(det._core.finish()) + [(2, 1, 17000, 16990, 16000, 3.0, 2.0, 1)]
+    assert any(r[0] == 1 for r in recs) and any(r[0] == 2 for r in recs) and tail
+    r, mvc = det.rate, det.mvc
+
+    def reference(recs, truncated):
+        out = []
+        for kind, ch, sample, emitted, onset, peak, mean, flags in recs:
+            cens = bool(flags & 1)
+            if kind == 1:
+                out.append(Onset(ch, sample, sample / r, (emitted - sample) / r, emitted, peak,
+                                 mean, censored_onset=cens))
+            else:
+                c = Contraction(ch, onset / r, sample / r, peak, mean, 100.0 * mean / mvc[ch],
+                                onset, sample, truncated, cens)
+                out.append(Offset(ch, sample, sample / r, max(0, emitted - sample) / r, emitted, c))
+        return out
+
+    for got_recs, truncated in ((recs, False), (tail, True)):
+        got, ref = det._convert(got_recs, truncated), reference(got_recs, truncated)
+        assert got == ref
+        for g, f in zip(got, ref):
+            assert type(g) is type(f) and repr(g) == repr(f)
+            with pytest.raises(AttributeError):
+                g.channel = 5                               # still frozen
+
+
 def test_nonfinite_hold_bridges_gaps():
     x, truth = sim(8, channels=2, duration=8.0)
     y = x.copy()

@@ -173,3 +173,22 @@ def test_filter_bad_blocks():
     big = np.random.default_rng(0).standard_normal((50, 4))
     assert np.array_equal(EmgFilter(2, RATE).process(big[:, ::2]),
                           EmgFilter(2, RATE).process(np.ascontiguousarray(big[:, ::2])))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(notch=None), dict(envelope="none"), dict(order=2),
+                                dict(notch_harmonics=6), dict(tkeo=True)])
+def test_wide_path_bit_identical(kw):
+    """8 channels on an AVX-512 CPU run one 8-wide vector with the states in
+    registers: the same bits as the 4-wide path, split or not (without
+    AVX-512 both runs take the 4-wide path)."""
+    x = np.random.default_rng(4).standard_normal((3000, 8)) * 40 + 7
+    x[1000:1400] *= 8
+    outs = []
+    for wide in (True, False):
+        for cuts in ((), (1, 33, 1000, 1064)):
+            f = EmgFilter(8, RATE, **kw)
+            f._chain._wide(wide)
+            parts = [f.process(p, filtered=True) for p in np.split(x, cuts)]
+            outs.append((np.vstack([p[0] for p in parts]), np.vstack([p[1] for p in parts])))
+    for filt, env in outs[1:]:
+        assert np.array_equal(filt, outs[0][0]) and np.array_equal(env, outs[0][1])
