@@ -640,9 +640,9 @@ emg_wsums(emg_det_t *d, const double *env, ptrdiff_t a, ptrdiff_t b, ptrdiff_t c
  * arithmetic is the scalar arithmetic, so both give identical sums. */
 typedef double emg_d4 __attribute__((vector_size(32)));
 
-EMG_DET_CLONES static __attribute__((noinline)) void
-emg_wsums_v4(emg_det_t *d, const double *env, ptrdiff_t a, ptrdiff_t b, ptrdiff_t c0,
-             ptrdiff_t nv)
+static inline __attribute__((always_inline)) void
+emg_wsums_v4_body(emg_det_t *d, const double *env, ptrdiff_t a, ptrdiff_t b, ptrdiff_t c0,
+                  const ptrdiff_t nv)
 {
     const ptrdiff_t nc = d->nc;
     emg_d4 ws[4], wq[4];
@@ -665,6 +665,21 @@ emg_wsums_v4(emg_det_t *d, const double *env, ptrdiff_t a, ptrdiff_t b, ptrdiff_
             d->wacc[3 * (c0 + 4 * g + l)] = ws[g][l];
             d->wacc[3 * (c0 + 4 * g + l) + 1] = wq[g][l];
         }
+}
+
+/* nv as a constant: the accumulators stay in registers (with a run-time
+ * count GCC kept some on the stack, a store-to-load round trip on every
+ * add of their chains) */
+EMG_DET_CLONES static __attribute__((noinline)) void
+emg_wsums_v4(emg_det_t *d, const double *env, ptrdiff_t a, ptrdiff_t b, ptrdiff_t c0,
+             ptrdiff_t nv)
+{
+    switch (nv) {
+    case 1: emg_wsums_v4_body(d, env, a, b, c0, 1); break;
+    case 2: emg_wsums_v4_body(d, env, a, b, c0, 2); break;
+    case 3: emg_wsums_v4_body(d, env, a, b, c0, 3); break;
+    default: emg_wsums_v4_body(d, env, a, b, c0, 4); break;
+    }
 }
 
 /* env: m x nc envelope rows.  At most one event per channel per sample,
