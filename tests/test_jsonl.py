@@ -112,6 +112,9 @@ def test_balance_events_from_the_real_stance_core():
         res = objs[kinds.index("stance_result")]
         assert res["time_achieved"] == test.result.time_achieved
         assert res["sway"]["rms"] == test.result.sway.rms
+        # every field docs/events.md lists, the sample index and the touchdown count included
+        assert res["sample"] == next(e.sample for e in evs if type(e).__name__ == "TrialCompleted")
+        assert res["n_touchdowns"] == test.result.n_touchdowns == len(res["touchdowns"])
 
 
 def test_not_an_event():

@@ -97,8 +97,12 @@ def event_to_dict(event, stance_start: float | None = None) -> dict | None:
             if "t" in body:
                 body["phase_time"] = body.pop("t")
             if kind == "stance_result":
-                body = {"phase_time": body.get("phase_time"), **(body.get("result") or {})}
+                result = body.get("result") or {}
+                body = {"phase_time": body.get("phase_time"), "sample": body.get("sample"),
+                        **result}
                 body.pop("leg", None)
+                if isinstance(result.get("touchdowns"), list):
+                    body["n_touchdowns"] = len(result["touchdowns"])
             d.update(body)
         else:
             d["detail"] = body
