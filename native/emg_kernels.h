@@ -374,7 +374,11 @@ emg_chain_v8(emg_chain_t *ch, const double *x, ptrdiff_t n, double *env, double 
 static int emg_cpu_v8(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("x86-64-v4") ? 1 : 0;
+    /* the features of x86-64-v4 one by one (GCC 11 has no level names here) */
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+           && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
+           && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+           && __builtin_cpu_supports("bmi2");
 }
 #else
 static int emg_cpu_v8(void) { return 0; }
