@@ -404,3 +404,41 @@ def test_stream_gives_up_on_a_device_that_stays_hung(tmp_path):
     assert "Traceback" not in err, err
     res = json.loads((tmp_path / "r.json").read_text())
     assert "ended" in res and res["link"]["stalls"] == 1
+
+
+# ------------------------------------------------- BlueZ itself goes away (BLE)
+@pytest.mark.skipif(shutil.which("dbus-daemon") is None,
+                    reason="dbus-daemon not installed (apt-get install dbus-daemon)")
+def test_ble_stream_whose_bus_dies_ends_with_one_error_line(tmp_path):
+    """The wearable is served on a private D-Bus (fake BlueZ); the simulator, and with it the
+    bus, goes away mid-stream.  The stream gives up with its summary and one error line: no
+    'Future exception was never retrieved' traceback from the client's dead D-Bus connection."""
+    sim = subprocess.Popen(_cmd("simulate", "--serve", "ble", "--scenario", "demo",
+                                "--speed", "4"),
+                           cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    stream = None
+    try:
+        lines = _Lines(sim)
+        _, export = lines.wait_for("export DBUS_SYSTEM_BUS_ADDRESS=", 30)
+        _, url = lines.wait_for("url: ble://", 10)
+        env = dict(_env(), DBUS_SYSTEM_BUS_ADDRESS=export.split("=", 1)[1].strip())
+        stream = subprocess.Popen(_cmd("stream", url.split("url:", 1)[1].strip(), "--view",
+                                       "lines", "--give-up", "1"),
+                                  cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        out_lines = _Lines(stream)
+        out_lines.wait_for("fires", 30)  # data arrives over BLE and is analysed
+        sim.send_signal(signal.SIGINT)   # the simulator stops its dbus-daemon on the way out
+        sim.communicate(timeout=30)
+        stream.wait(timeout=60)
+        err = stream.stderr.read()
+        out = out_lines.rest()
+    finally:
+        for p in (sim, stream):
+            if p is not None and p.poll() is None:
+                p.kill()
+    assert stream.returncode == 1, (out, err)
+    assert "glutebridge: error:" in err and "not back after 1 s" in err, err
+    assert "Traceback" not in err and "never retrieved" not in err, err
+    assert err.strip().count("\n") == 0, err  # one line

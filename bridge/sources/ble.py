@@ -208,7 +208,11 @@ class BleTransport(Transport):
     async def close(self) -> None:
         client = self._client
         self._sink = None  # a disconnect we asked for is not a link loss
-        if client is not None and client.is_connected:
+        # Also after the link (or the whole D-Bus connection) is gone: bleak's disconnect()
+        # then only releases the client's bus, which collects the bus's own error; skipped,
+        # that error surfaced as "Future exception was never retrieved ... EOFError" when
+        # bluetoothd or the bus went away.
+        if client is not None:
             try:
                 await client.disconnect()
             except Exception:
