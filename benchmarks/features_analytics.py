@@ -236,8 +236,8 @@ def end_to_end() -> None:
         return
     print(f"## 4. End to end: simulated {sets} x {reps} reps of {rep_s:g} s on 4 muscles, "
           f"SNR 15 dB, detector defaults ({len(cs)} contractions; truth {sets * reps * 4})\n")
-    print("Analytics via summarize(); the detector also reports short false activations "
-          "(< 0.4 s here), so the last column drops contractions shorter than 0.5 s.\n")
+    print("Analytics via summarize(); the last column drops contractions shorter than 0.5 s "
+          "(short false activations, if the detector reports any, would fall there).\n")
     side = {k: v for k, v in names.items() if k != 1}
     truth_order = " > ".join(names[k] for k in sorted(side, key=lambda k: lag[k]))
     si_true = (level[0] - level[1]) / ((level[0] + level[1]) / 2) * 100

@@ -444,8 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Records a rest phase, then a maximal voluntary contraction (MVC), prints "
         "per channel the rest baseline (mean, SD), its steadiness and the MVC level, and saves "
         "them as a profile for --profile. Nothing is saved when a channel was not at rest "
-        "(a 0.5 s window of its envelope more than 2x the median one) or its MVC does not "
-        "reach twice the detector's onset threshold, unless --force. Re-calibrating a name "
+        "(a 0.5 s window of its envelope more than 2x, or under half, the median one) or its "
+        "MVC does not reach twice the detector's onset threshold, unless --force. Re-calibrating a name "
         "keeps the previous profile as NAME.prev.")
     c.add_argument("url", help="source URL of the wearable")
     c.add_argument("--profile", required=True,

@@ -54,7 +54,7 @@ class Gap:
     first_sample: int
     n_samples: int
     host_time: float
-    reason: str  # "lost" (sequence gap) | "disconnect" | "restart"
+    reason: str  # "lost" (sequence gap) | "disconnect" | "restart" | "overflow"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Sources: open a wearable by URL and iterate over its stream items.
 
->>> async with bridge.sources.open("sim://single-leg-stance?speed=4") as conn:
+>>> async with bridge.sources.open("sim://single-leg?speed=4") as conn:
 ...     print(conn.info.name)
 ...     async for item in conn:          # SampleChunk | Gap | DeviceEvent
 ...         ...
