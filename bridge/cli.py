@@ -445,8 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
         "per channel the rest baseline (mean, SD), its steadiness and the MVC level, and saves "
         "them as a profile for --profile. Nothing is saved when a channel was not at rest "
         "(a 0.5 s window of its envelope more than 2x, or under half, the median one) or its "
-        "MVC does not reach twice the detector's onset threshold, unless --force. Re-calibrating a name "
-        "keeps the previous profile as NAME.prev.")
+        "MVC does not reach twice the detector's onset threshold, unless --force. "
+        "Re-calibrating a name keeps the previous profile as NAME.prev.")
     c.add_argument("url", help="source URL of the wearable")
     c.add_argument("--profile", required=True,
                    help="profile name: letters, digits, '-', '_', '.' (e.g. anna_smith)")
