@@ -543,7 +543,12 @@ class ContractionDetector:
             float(confirm_mean), self.settle_samples, self.start_settle_samples,
             int(math.ceil(censor_window * r - 1e-9)))
         self._mvc: np.ndarray | None = None
-        self._core.bind(functools.partial(_as_block, channels=self.channels), self._convert)
+        if type(self)._convert is ContractionDetector._convert:
+            # the native fast path builds the event objects as _convert would
+            self._core.bind(functools.partial(_as_block, channels=self.channels),
+                            self._convert, _EVENT_TYPES, self.rate)
+        else:
+            self._core.bind(functools.partial(_as_block, channels=self.channels), self._convert)
         if type(self).process is ContractionDetector.process:
             # the same steps as process() below in one native call: a Python
             # frame per block cost ~0.05-0.09 us of ~1 us (subclasses that
@@ -633,6 +638,7 @@ class ContractionDetector:
             bad = [int(i) for i in np.flatnonzero(mvc <= 0)]
             raise SignalError(f"MVC block is flat on channel(s) {bad}; no contraction to scale to")
         self._mvc = mvc
+        self._core.set_mvc(mvc)
         return mvc.copy()
 
     @property

@@ -84,28 +84,36 @@ cdef inline object _frozen(object cls, tuple names, tuple values):
     return obj
 
 
+cdef object _event_obj(int kind, int ch, long long sample, long long emitted,
+                       long long onset, double peak, double mean, int flags,
+                       double rate, object mvc, bint truncated, tuple types):
+    """One Onset (kind 1) or Offset object from an event record."""
+    cdef bint cens = flags & 1
+    if kind == 1:
+        return _frozen(<object>types[0], <tuple>types[1], (
+            ch, sample, sample / rate, (emitted - sample) / rate, emitted, peak, mean,
+            "onset", cens))
+    pct = None if mvc is None else 100.0 * mean / mvc[ch]
+    c = _frozen(<object>types[4], <tuple>types[5], (
+        ch, onset / rate, sample / rate, peak, mean, pct, onset, sample, truncated, cens))
+    return _frozen(<object>types[2], <tuple>types[3], (
+        ch, sample, sample / rate, (emitted - sample if emitted > sample else 0) / rate,
+        emitted, c, "offset"))
+
+
 def make_events(recs, double rate, mvc, bint truncated, tuple types):
     """Event tuples -> Onset / Offset objects (``ContractionDetector._convert``).
 
     ``types``: (Onset, its field names, Offset, its field names, Contraction,
     its field names); the values are set in the dataclasses' field order.
     """
-    onset_t, onset_f, offset_t, offset_f, contr_t, contr_f = types
     cdef list out = []
+    cdef int kind, ch, flags
     cdef long long sample, emitted, onset
+    cdef double peak, mean
     for kind, ch, sample, emitted, onset, peak, mean, flags in recs:
-        cens = bool(flags & 1)
-        if kind == 1:
-            out.append(_frozen(onset_t, onset_f, (
-                ch, sample, sample / rate, (emitted - sample) / rate, emitted, peak, mean,
-                "onset", cens)))
-        else:
-            pct = None if mvc is None else 100.0 * mean / mvc[ch]
-            c = _frozen(contr_t, contr_f, (
-                ch, onset / rate, sample / rate, peak, mean, pct, onset, sample, truncated, cens))
-            out.append(_frozen(offset_t, offset_f, (
-                ch, sample, sample / rate, (emitted - sample if emitted > sample else 0) / rate,
-                emitted, c, "offset")))
+        out.append(_event_obj(kind, ch, sample, emitted, onset, peak, mean, flags, rate, mvc,
+                              truncated, types))
     return out
 
 
@@ -124,6 +132,11 @@ cdef class _Detector:
     cdef bint snap_hist
     cdef object to_block    # callable: array-like -> C-contiguous float64 (n, nc)
     cdef object to_events   # callable: (event tuples, truncated) -> list
+    # process_events builds the event objects itself when bound with their
+    # types (the default ContractionDetector._convert): no tuples, no frame
+    cdef tuple ev_types
+    cdef double ev_rate
+    cdef object ev_mvc
 
     def __cinit__(self):
         self.d.ch = NULL
@@ -427,18 +440,25 @@ cdef class _Detector:
             f"{bad % self.nc} of this block; the block was rejected and the "
             f"detector state is unchanged (use nonfinite='hold' to bridge gaps)")
 
-    cdef list _take_events(self):
+    cdef list _take_events(self, bint objs):
+        """The buffered events as tuples, or (``objs``) as Onset / Offset
+        objects (``bind`` with the event types)."""
         cdef Py_ssize_t k
         cdef emg_event_t* r
         out = []
         for k in range(self.d.nev):
             r = &self.d.ev[k]
-            out.append((r.kind, r.channel, r.sample, r.emitted, r.onset, r.peak, r.mean,
-                        r.flags))
+            if objs:
+                out.append(_event_obj(r.kind, r.channel, r.sample, r.emitted, r.onset, r.peak,
+                                      r.mean, r.flags, self.ev_rate, self.ev_mvc, False,
+                                      self.ev_types))
+            else:
+                out.append((r.kind, r.channel, r.sample, r.emitted, r.onset, r.peak, r.mean,
+                            r.flags))
         self.d.nev = 0
         return out
 
-    cdef object _process_ptr(self, const double* x, Py_ssize_t n):
+    cdef object _process_ptr(self, const double* x, Py_ssize_t n, bint objs):
         cdef Py_ssize_t pos = 0, used, bad
         cdef list out = None
         # Releasing and re-taking the GIL costs about as much as a 32-sample
@@ -455,7 +475,7 @@ cdef class _Detector:
             return ()
         if checked and n <= CHUNK and not release:
             if self._run_checked(x, n):
-                return self._take_events() if self.d.nev else ()
+                return self._take_events(objs) if self.d.nev else ()
             self._reject(emg_find_nonfinite(x, n * self.nc))
         if checked:
             self._save(n)
@@ -479,14 +499,14 @@ cdef class _Detector:
             pos += used
             if self.d.nev:
                 if out is None:
-                    out = self._take_events()
+                    out = self._take_events(objs)
                 else:
-                    out.extend(self._take_events())
+                    out.extend(self._take_events(objs))
         return out if out is not None else ()
 
-    cdef object _fast(self, object block):
-        """Events of an exact float64 C-contiguous (n, channels) ndarray, or
-        None for any other input."""
+    cdef object _fast(self, object block, bint objs):
+        """Events of an exact float64 C-contiguous (n, channels) ndarray
+        (tuples, or objects with ``objs``), or None for any other input."""
         cdef cnp.ndarray arr
         if not cnp.PyArray_CheckExact(block):
             return None
@@ -495,7 +515,8 @@ cdef class _Detector:
                 or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
                 or cnp.PyArray_DIMS(arr)[1] != self.nc):
             return None
-        return self._process_ptr(<const double*>cnp.PyArray_DATA(arr), cnp.PyArray_DIMS(arr)[0])
+        return self._process_ptr(<const double*>cnp.PyArray_DATA(arr), cnp.PyArray_DIMS(arr)[0],
+                                 objs)
 
     def process_fast(self, object block):
         """Fast path for exact float64 C-contiguous (n, channels) ndarrays.
@@ -505,29 +526,41 @@ cdef class _Detector:
         0: the onset is left-censored), or None when
         ``block`` is not eligible (the caller converts and calls ``process``).
         """
-        return self._fast(block)
+        return self._fast(block, False)
 
-    def bind(self, to_block, to_events):
+    def bind(self, to_block, to_events, tuple types=None, double rate=0.0):
         """Callbacks of ``process_events``: ``to_block(block)`` converts any
-        other input, ``to_events(tuples, False)`` makes the event objects."""
+        other input, ``to_events(tuples, False)`` makes the event objects.
+        With ``types`` (as for ``make_events``) and ``rate`` the fast path
+        builds them itself, as ``make_events(tuples, rate, mvc, False,
+        types)`` would (``mvc``: see ``set_mvc``)."""
         self.to_block = to_block
         self.to_events = to_events
+        self.ev_types = types
+        self.ev_rate = rate
+
+    def set_mvc(self, mvc):
+        """The MVC per channel (indexable, or None) for the events that
+        ``process_events`` builds itself."""
+        self.ev_mvc = mvc
 
     def process_events(self, object block):
         """Feed a block (n_samples, channels); return the list of events it
         decided, made by the ``bind`` callbacks: ``ContractionDetector.process``
         in one native call (no Python frame per block)."""
-        recs = self._fast(block)
+        cdef bint objs = self.ev_types is not None
+        recs = self._fast(block, objs)
         if recs is None:
             recs = self.process(self.to_block(block))
+            objs = False
         if not recs:
             return []
-        return self.to_events(recs, False)
+        return recs if objs else self.to_events(recs, False)
 
     def process(self, object x):
         """Feed raw samples (n, channels); return event tuples
         ``(kind, channel, sample, emitted, onset, peak, mean, flags)``."""
-        recs = self._fast(x)
+        recs = self._fast(x, False)
         return recs if recs is not None else self._process_view(x)
 
     cdef object _process_view(self, const double[:, ::1] x):
@@ -537,7 +570,7 @@ cdef class _Detector:
             raise ValueError("channel count mismatch")
         if x.shape[0] == 0:
             return ()
-        return self._process_ptr(&x[0, 0], x.shape[0])
+        return self._process_ptr(&x[0, 0], x.shape[0], False)
 
     def finish(self):
         """Close contractions still open at the current sample (end of data).

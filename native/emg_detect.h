@@ -259,18 +259,22 @@ static inline __attribute__((always_inline)) void emg_detect_channel(emg_det_t *
             while (k >= i && e_c[k * nc] > ref)
                 k--;
             ptrdiff_t q = i;
+            double ps = s->pre_sum, pp = s->pre_peak;
             if (k >= i) {
                 s->last_low = d->t0 + k;
-                s->pre_sum = 0.0;
-                s->pre_peak = 0.0;
+                ps = 0.0;
+                pp = 0.0;
                 q = k + 1;
             }
+            /* in registers, the peak without a branch (GCC stored both
+               fields on every sample and branched on each new peak) */
             for (; q < j; q++) {
                 const double e = e_c[q * nc];
-                s->pre_sum += e;
-                if (e > s->pre_peak)
-                    s->pre_peak = e;
+                ps += e;
+                pp = e > pp ? e : pp;
             }
+            s->pre_sum = ps;
+            s->pre_peak = pp;
             i = j;
             if (j == i1)
                 break;
@@ -696,6 +700,32 @@ EMG_DET_CLONES static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t
         ptrdiff_t i1 = m;
         if (d->autob && i0 + (d->win - d->win_n) < i1)
             i1 = i0 + (d->win - d->win_n);
+        if (d->watching > 0 && d->t0 + i0 < d->horizon) {
+            /* start watch: keep the envelope (and its peak after start-up) */
+            ptrdiff_t b = i1;
+            if (d->t0 + b > d->horizon)
+                b = (ptrdiff_t)(d->horizon - d->t0);
+            for (ptrdiff_t c = 0; c < nc; c++) {
+                emg_cold_t *k = &d->cold[c];
+                if (!k->watch)
+                    continue;
+                double *buf = d->sbuf + c * d->horizon + d->t0;
+                double pk = k->speak;
+                for (ptrdiff_t i = i0; i < b; i++) {
+                    const double e = env[i * nc + c];
+                    buf[i] = e;
+                    if (d->t0 + i >= d->settle && e > pk)
+                        pk = e;
+                }
+                k->speak = pk;
+            }
+        }
+        for (ptrdiff_t c = 0; c < nc; c++)
+            emg_detect_channel(d, c, env, i0, i1);
+        /* the sub-window sums after the channels (neither reads what the
+           other writes): their add chains (one add latency per row) then
+           overlap the end of this call and the start of the next instead
+           of stalling the channel loops behind them */
         if (d->autob) {
             ptrdiff_t a = i0, pos = d->win_n;
             while (a < i1) {
@@ -730,28 +760,6 @@ EMG_DET_CLONES static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t
                 }
             }
         }
-        if (d->watching > 0 && d->t0 + i0 < d->horizon) {
-            /* start watch: keep the envelope (and its peak after start-up) */
-            ptrdiff_t b = i1;
-            if (d->t0 + b > d->horizon)
-                b = (ptrdiff_t)(d->horizon - d->t0);
-            for (ptrdiff_t c = 0; c < nc; c++) {
-                emg_cold_t *k = &d->cold[c];
-                if (!k->watch)
-                    continue;
-                double *buf = d->sbuf + c * d->horizon + d->t0;
-                double pk = k->speak;
-                for (ptrdiff_t i = i0; i < b; i++) {
-                    const double e = env[i * nc + c];
-                    buf[i] = e;
-                    if (d->t0 + i >= d->settle && e > pk)
-                        pk = e;
-                }
-                k->speak = pk;
-            }
-        }
-        for (ptrdiff_t c = 0; c < nc; c++)
-            emg_detect_channel(d, c, env, i0, i1);
         if (d->autob) {
             d->win_n += i1 - i0;
             if (d->win_n == d->win) {

@@ -555,6 +555,35 @@ def test_process_native_binding_same_as_method():
 
 
 
+def test_process_builds_event_objects_like_convert():
+    """The native ``process`` builds the event objects straight from the
+    event buffer (no tuples, no ``_convert`` call): the same objects as the
+    tuple path + ``_convert``, MVC percentages included; a subclass that
+    overrides ``_convert`` still gets its own."""
+    x, _ = sim(7, channels=2, duration=10.0)
+    a, b = ContractionDetector(2, RATE), ContractionDetector(2, RATE)
+    for det in (a, b):
+        det.calibrate_mvc(x[3000:9000])
+    got, ref = [], []
+    for s in range(0, len(x), 32):
+        got += a.process(x[s:s + 32])
+        ref += b._convert(b._core.process_fast(x[s:s + 32]) or [], False)
+    assert len(got) >= 4 and got == ref
+    assert [repr(g) for g in got] == [repr(r) for r in ref]        # np.float64 pct kept
+    assert all(e.contraction.pct_mvc is not None for e in got if isinstance(e, Offset))
+
+    class Tagged(ContractionDetector):
+        def _convert(self, recs, truncated):
+            return [("tag", r) for r in super()._convert(recs, truncated)]
+
+    t = Tagged(2, RATE)
+    t.calibrate_mvc(x[3000:9000])
+    tagged = []
+    for s in range(0, len(x), 32):
+        tagged += t.process(x[s:s + 32])
+    assert [e for _, e in tagged] == ref and all(tag == "tag" for tag, _ in tagged)
+
+
 def test_events_built_natively_equal_dataclass_constructors():
     """The event objects are built without the dataclasses' __init__: every
     field as the constructors would set it (MVC percentages, censored
