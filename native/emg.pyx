@@ -101,6 +101,18 @@ cdef object _event_obj(int kind, int ch, long long sample, long long emitted,
         emitted, c, "offset"))
 
 
+cdef _check_types(tuple types):
+    """``types`` as ``make_events`` takes it: ``_frozen`` reads the class and
+    field names without checks, so a wrong one (a subclass with a field
+    more, say) would read past a tuple's end."""
+    cdef Py_ssize_t k
+    if len(types) != 6:
+        raise TypeError("types: (Onset, names, Offset, names, Contraction, names)")
+    for k, n in ((0, 9), (2, 7), (4, 10)):
+        if not isinstance(types[k], type) or type(types[k + 1]) is not tuple or len(types[k + 1]) != n:
+            raise TypeError(f"types[{k}]: a class and a tuple of its {n} field names expected")
+
+
 def make_events(recs, double rate, mvc, bint truncated, tuple types):
     """Event tuples -> Onset / Offset objects (``ContractionDetector._convert``).
 
@@ -111,6 +123,7 @@ def make_events(recs, double rate, mvc, bint truncated, tuple types):
     cdef int kind, ch, flags
     cdef long long sample, emitted, onset
     cdef double peak, mean
+    _check_types(types)
     for kind, ch, sample, emitted, onset, peak, mean, flags in recs:
         out.append(_event_obj(kind, ch, sample, emitted, onset, peak, mean, flags, rate, mvc,
                               truncated, types))
@@ -443,10 +456,14 @@ cdef class _Detector:
     cdef list _take_events(self, bint objs):
         """The buffered events as tuples, or (``objs``) as Onset / Offset
         objects (``bind`` with the event types)."""
-        cdef Py_ssize_t k
+        cdef Py_ssize_t k, nev = self.d.nev
         cdef emg_event_t* r
         out = []
-        for k in range(self.d.nev):
+        # taken before the objects are built: if building one raises, the
+        # records must not stay in the buffer (the next chunk would append
+        # to them, past its end, and hand them out again)
+        self.d.nev = 0
+        for k in range(nev):
             r = &self.d.ev[k]
             if objs:
                 out.append(_event_obj(r.kind, r.channel, r.sample, r.emitted, r.onset, r.peak,
@@ -455,12 +472,12 @@ cdef class _Detector:
             else:
                 out.append((r.kind, r.channel, r.sample, r.emitted, r.onset, r.peak, r.mean,
                             r.flags))
-        self.d.nev = 0
         return out
 
     cdef object _process_ptr(self, const double* x, Py_ssize_t n, bint objs):
         cdef Py_ssize_t pos = 0, used, bad
-        cdef list out = None
+        cdef list out = None, taken
+        cdef object failed = None
         # Releasing and re-taking the GIL costs about as much as a 32-sample
         # block of work; only long blocks let other threads run meanwhile.
         cdef bint release = n * self.nc >= RELEASE_GIL_VALUES
@@ -498,10 +515,24 @@ cdef class _Detector:
                 self._reject(emg_find_nonfinite(x, n * self.nc))
             pos += used
             if self.d.nev:
+                if failed is not None:
+                    self.d.nev = 0
+                    continue
+                try:
+                    taken = self._take_events(objs)
+                except BaseException as e:
+                    # building an event object failed (e.g. Ctrl-C in an
+                    # MVC lookup): run the rest of the block all the same,
+                    # so the stream stays aligned, and raise at its end -
+                    # as process() + _convert, which lose the block's events
+                    failed = e
+                    continue
                 if out is None:
-                    out = self._take_events(objs)
+                    out = taken
                 else:
-                    out.extend(self._take_events(objs))
+                    out.extend(taken)
+        if failed is not None:
+            raise failed
         return out if out is not None else ()
 
     cdef object _fast(self, object block, bint objs):
@@ -534,6 +565,8 @@ cdef class _Detector:
         With ``types`` (as for ``make_events``) and ``rate`` the fast path
         builds them itself, as ``make_events(tuples, rate, mvc, False,
         types)`` would (``mvc``: see ``set_mvc``)."""
+        if types is not None:
+            _check_types(types)
         self.to_block = to_block
         self.to_events = to_events
         self.ev_types = types

@@ -1,5 +1,6 @@
 """Contraction detector: reference state machine, chunk invariance, truth."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -582,6 +583,73 @@ def test_process_builds_event_objects_like_convert():
     for s in range(0, len(x), 32):
         tagged += t.process(x[s:s + 32])
     assert [e for _, e in tagged] == ref and all(tag == "tag" for tag, _ in tagged)
+
+
+def test_event_builder_failure_leaves_the_stream_aligned():
+    """An exception while ``process`` builds the event objects (here a
+    Ctrl-C in the MVC lookup) loses that block's events, as ``process`` +
+    ``_convert`` would, but the block is still run to its end and nothing of
+    it is left behind: the sample count stays aligned and later blocks give
+    exactly the events they give without the failure (the records were once
+    left in the event buffer, handed out again and appended to, past its
+    end, by every further failing call)."""
+    x, _ = sim(7, channels=2, duration=20.0)
+    blocks = [x[s:s + 500] for s in range(0, len(x), 500)]
+    ref_det = ContractionDetector(2, RATE)
+    ref_det.calibrate_mvc(x[3000:9000])
+    ref = [ref_det.process(b) for b in blocks]
+
+    class Flaky:
+        def __init__(self, mvc, fails):
+            self.mvc, self.fails = mvc, fails
+
+        def __getitem__(self, c):
+            if self.fails:
+                self.fails -= 1
+                raise KeyboardInterrupt
+            return self.mvc[c]
+
+    for fails in (1, 3, 1000):
+        det = ContractionDetector(2, RATE)
+        det.calibrate_mvc(x[3000:9000])
+        det._core.set_mvc(Flaky(det.mvc, fails))
+        failed = 0
+        for k, b in enumerate(blocks):
+            try:
+                got = det.process(b)
+            except KeyboardInterrupt:
+                failed += 1
+                assert any(isinstance(e, Offset) for e in ref[k])
+            else:
+                assert got == ref[k]
+            assert det.sample_count == min(len(x), 500 * (k + 1))
+        assert failed == min(fails, sum(any(isinstance(e, Offset) for e in r) for r in ref))
+        assert failed >= 1
+
+
+def test_event_types_checked_before_native_building():
+    """``make_events`` / ``bind`` read the classes and field names without
+    checks while building: a types tuple that does not fit (a subclass with
+    one more field, a short tuple, a list of names) is a TypeError up front,
+    not a read past a tuple's end (it crashed the interpreter)."""
+    from bridge import _emg
+    from bridge.emg import _EVENT_TYPES
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Tagged(Onset):
+        tag: str = ""
+
+    bad = [(Tagged, tuple(f.name for f in dataclasses.fields(Tagged))) + _EVENT_TYPES[2:],
+           _EVENT_TYPES[:4], (1,) + _EVENT_TYPES[1:],
+           _EVENT_TYPES[:3] + (list(_EVENT_TYPES[3]),) + _EVENT_TYPES[4:]]
+    rec = [(1, 0, 10, 40, 10, 1.0, 0.5, 0), (2, 0, 50, 60, 10, 1.0, 0.5, 0)]
+    det = ContractionDetector(1, RATE)
+    for types in bad:
+        with pytest.raises(TypeError):
+            _emg.make_events(rec, RATE, None, False, types)
+        with pytest.raises(TypeError):
+            det._core.bind(lambda b: b, det._convert, types, RATE)
+    assert _emg.make_events(rec, RATE, None, False, _EVENT_TYPES)[1].contraction.onset_sample == 10
 
 
 def test_events_built_natively_equal_dataclass_constructors():
