@@ -44,6 +44,16 @@
 #define EMG_DET_CLONES
 #endif
 
+/* An empty asm that makes GCC forget what it knows of three doubles (no
+ * instruction, the values unchanged).  "x" (an SSE register) exists on
+ * x86-64 only: Clang rejects it for AArch64, ARM, i686 (no SSE), RISC-V,
+ * POWER and s390x, so elsewhere this is nothing. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define EMG_OPAQUE3(a, b, c) __asm__("" : "+x"(a), "+x"(b), "+x"(c))
+#else
+#define EMG_OPAQUE3(a, b, c) ((void)0)
+#endif
+
 enum { EMG_IDLE = 0, EMG_CANDIDATE = 1, EMG_ACTIVE = 2, EMG_PENDING_OFF = 3 };
 enum { EMG_F_CENSORED = 1 };   /* event flag: onset before the first sample */
 
@@ -302,7 +312,7 @@ static inline __attribute__((always_inline)) void emg_detect_channel(emg_det_t *
             /* opaque to GCC's SLP vectoriser, which would otherwise pack
                the sums into vector registers for the paired stores below
                and shuffle them on the add chains inside the loop */
-            __asm__("" : "+x"(acc), "+x"(ps), "+x"(pk));
+            EMG_OPAQUE3(acc, ps, pk);
             s->acc_sum = acc;
             s->pre_sum = ps;
             if (pk > s->acc_peak)

@@ -1,5 +1,9 @@
 """EMG filter chain: scipy equivalence, chunk invariance, references."""
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -192,3 +196,42 @@ def test_wide_path_bit_identical(kw):
             outs.append((np.vstack([p[0] for p in parts]), np.vstack([p[1] for p in parts])))
     for filt, env in outs[1:]:
         assert np.array_equal(filt, outs[0][0]) and np.array_equal(env, outs[0][1])
+
+
+_NATIVE = Path(__file__).resolve().parent.parent / "native"
+_USE_ALL_KERNELS = """
+#include "emg_kernels.h"
+#include "emg_detect.h"
+int use(emg_chain_t *ch, const double *x, ptrdiff_t n, double *env, emg_det_t *d)
+{
+    int r = emg_chain_run(ch, x, n, env, 0, 1);
+    emg_chain_undo(ch);
+    emg_detect(d, env, n);
+    emg_set_base(d, 0, 1.0, 1.0);
+    return r + emg_cpu_v8() + (int)emg_find_nonfinite(x, n);
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="clang not installed")
+@pytest.mark.parametrize("target", ["aarch64-linux-gnu", "armv7a-linux-gnueabihf", "i686-linux-gnu",
+                                    "riscv64-linux-gnu", "x86_64-linux-gnu"])
+def test_kernels_compile_for_other_targets(target, tmp_path):
+    """The C kernels build where we never run them (Raspberry Pi, Apple
+    silicon, 32-bit x86, ...): Clang cross-compiles the headers (no libc
+    for the target here, so math.h / string.h are stubs).  An x86-only asm
+    constraint ("+x") in the detector once broke every non-x86 build."""
+    (tmp_path / "math.h").write_text(
+        "double sqrt(double); double fabs(double);\n"
+        "#define isfinite(x) __builtin_isfinite(x)\n#define HUGE_VAL __builtin_huge_val()\n")
+    (tmp_path / "string.h").write_text(
+        "#include <stddef.h>\nvoid *memcpy(void *, const void *, size_t);\n"
+        "void *memset(void *, int, size_t);\n")
+    src = tmp_path / "use.c"
+    src.write_text(_USE_ALL_KERNELS)
+    res = subprocess.run(["clang", "--target=" + target, "-O3", "-Wall", "-nostdinc", "-isystem",
+                          str(tmp_path), "-isystem",
+                          subprocess.check_output(["clang", "-print-resource-dir"], text=True).strip()
+                          + "/include", "-I", str(_NATIVE), "-c", str(src), "-o",
+                          str(tmp_path / "use.o")], capture_output=True, text=True)
+    assert res.returncode == 0 and "warning" not in res.stderr, res.stderr
