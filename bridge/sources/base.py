@@ -292,18 +292,27 @@ class Connection(LinkSink):
         await self.transport.open(self)
         self.info = await self._handshake(handshake_timeout)
         self._ready = True
-        if self._lost_at is not None:
-            # Back: say so before the first samples (and their disconnect Gap) arrive.
-            now = time.monotonic()
-            self._link_state("reconnected", now, attempt=self._attempt,
-                             down_for=now - self._lost_at)
-            # counted where it is announced: a stop (Ctrl-C) before START's
-            # ack must not leave "reconnected" shown but not counted
-            self._counts["reconnects"] += 1
-            self._lost_at = None
+        self._announce_back()  # (normally done already, as the DEVICE_INFO arrived)
         if self._streaming_wanted:
             await self._command(hs.start(self._next_seq()), retries=3)
             self._arm_watchdog()
+
+    def _announce_back(self) -> None:
+        """Say "reconnected" once per outage, before the first samples of the new link.
+
+        Called as a valid DEVICE_INFO arrives: a device that was still streaming
+        sends samples right behind it, in the same read, before the handshake's
+        await resumes, and those must not come before the announcement (nor
+        their disconnect Gap)."""
+        if self._lost_at is None:
+            return
+        now = time.monotonic()
+        self._link_state("reconnected", now, attempt=self._attempt,
+                         down_for=now - self._lost_at)
+        # counted where it is announced: a stop (Ctrl-C) before START's
+        # ack must not leave "reconnected" shown but not counted
+        self._counts["reconnects"] += 1
+        self._lost_at = None
 
     async def close(self) -> None:
         """Stop streaming (best effort) and close the transport."""
@@ -438,6 +447,13 @@ class Connection(LinkSink):
             return  # echo of our own command on a loopback: ignore
         if isinstance(p, fp.DeviceInfo):
             self._announced = True
+            if self._lost_at is not None and self._info_waiter is not None:
+                try:
+                    fp.check_device_info(p)
+                except fp.FirmwareProtocolError:
+                    pass  # the handshake refuses it and says why
+                else:
+                    self._announce_back()
         elif not self._announced:
             # Data from an autostarting device before our handshake finished:
             # the assembler cannot scale it without DEVICE_INFO.
