@@ -24,7 +24,7 @@ import pytest
 from bridge.errors import TransportError
 from bridge.simulator.serve import serve
 from bridge.sources import open as bopen
-from bridge.sources.base import LinkState
+from bridge.sources.base import LinkState, Transport
 from bridge.stream import DeviceEvent
 from transport_checks import aio_timeout, make_signals
 
@@ -442,3 +442,65 @@ def test_ble_stream_whose_bus_dies_ends_with_one_error_line(tmp_path):
     assert "glutebridge: error:" in err and "not back after 1 s" in err, err
     assert "Traceback" not in err and "never retrieved" not in err, err
     assert err.strip().count("\n") == 0, err  # one line
+
+
+class _BackWithData(Transport):
+    """A transport whose device, after a link loss, answers the reconnect's HELLO and
+    sends samples right behind the DEVICE_INFO in the same read (a wearable that kept
+    streaming): the case where the samples could overtake the "reconnected" item."""
+
+    url = "scripted://back-with-data"
+
+    @property
+    def reports_link(self) -> bool:
+        return True
+
+    def __init__(self) -> None:
+        from bridge.simulator.device import VirtualWearable
+        self.wearable = VirtualWearable(make_signals(3.0, seed=2))
+        self.sink = None
+        self.opens = 0
+
+    async def open(self, sink) -> None:
+        self.sink = sink
+        self.opens += 1
+
+    async def write(self, data: bytes) -> None:
+        reply = self.wearable.receive(data)
+        if self.opens > 1:
+            reply += self.wearable.advance(0.2)  # in the same read as DEVICE_INFO
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self.sink.data_received, reply, time.monotonic())
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_reconnected_comes_before_samples_that_arrive_with_the_device_info():
+    from bridge.sources import Connection
+    from bridge.stream import Gap, SampleChunk
+
+    t = _BackWithData()
+    items: list = []
+    async with Connection(t, backoff=(0.01, 0.05)) as conn:
+        async def consume():
+            async for item in conn:
+                items.append(item)
+        consumer = asyncio.create_task(consume())
+        t.sink.data_received(t.wearable.advance(0.3), time.monotonic())
+        await asyncio.sleep(0.05)
+        t.sink.link_lost(ConnectionResetError("gone"))
+        for _ in range(100):
+            if any(c.state == "reconnected" for c in _changes(items)) and \
+                    sum(isinstance(i, SampleChunk) for i in items) > 2:
+                break
+            await asyncio.sleep(0.02)
+        consumer.cancel()
+    ch = _changes(items)
+    assert [c.state for c in ch] == ["lost", "reconnected"], ch
+    i_lost = next(k for k, i in enumerate(items) if getattr(i, "packet", None) is ch[0])
+    i_back = next(k for k, i in enumerate(items) if getattr(i, "packet", None) is ch[1])
+    assert any(isinstance(i, SampleChunk) for i in items[:i_lost])
+    assert not any(isinstance(i, (SampleChunk, Gap)) for i in items[i_lost:i_back])
+    assert any(isinstance(i, SampleChunk) for i in items[i_back:])  # they were not dropped
+    assert conn.stats["reconnects"] == 1
