@@ -178,6 +178,19 @@ def _changes(items) -> list[LinkState]:
             and isinstance(i.packet, LinkState)]
 
 
+def _position(items, change: LinkState) -> int:
+    """Index in ``items`` of the DeviceEvent carrying ``change``."""
+    return next(k for k, i in enumerate(items) if getattr(i, "packet", None) is change)
+
+
+def _consume_into(conn, items: list) -> asyncio.Task:
+    """A task appending every item of ``conn`` to ``items`` (cancel it to stop)."""
+    async def consume():
+        async for item in conn:
+            items.append(item)
+    return asyncio.create_task(consume())
+
+
 async def _served(stop: asyncio.Event, seconds: float, speed: float, port: int = 0):
     ready = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(serve(f"tcp://127.0.0.1:{port}", make_signals(seconds),
@@ -206,7 +219,7 @@ async def test_connection_reports_lost_retrying_and_gave_up_in_order():
     assert ch[-1].down_for > 0.6 and "refused" in ch[-1].reason
     assert not ch[0].reason.startswith("tcp://")  # the URL is not repeated in the reason
     # The loss comes after the last sample the link delivered: in order with the data.
-    assert items.index(next(i for i in items if getattr(i, "packet", None) is ch[0])) > 0
+    assert _position(items, ch[0]) > 0
 
 
 async def test_connection_reports_reconnected_before_the_gap():
@@ -215,10 +228,7 @@ async def test_connection_reports_reconnected_before_the_gap():
     task, url = await _served(stop, 0.8, 4, port)
     items: list = []
     async with bopen(url, backoff=(0.05, 0.1)) as conn:
-        async def consume():
-            async for item in conn:
-                items.append(item)
-        consumer = asyncio.create_task(consume())
+        consumer = _consume_into(conn, items)
         await task  # the device played everything and hung up
         await asyncio.sleep(0.3)  # a few failed attempts
         stop2 = asyncio.Event()
@@ -236,11 +246,8 @@ async def test_connection_reports_reconnected_before_the_gap():
     back = ch[states.index("reconnected")]
     assert back.attempt >= 2 and back.down_for >= 0.3
     from bridge.stream import SampleChunk
-
-    def index(change):
-        return next(k for k, i in enumerate(items) if getattr(i, "packet", None) is change)
     # No sample between the loss and "reconnected": the new link's data come after it.
-    i_lost, i_back = index(ch[0]), index(back)
+    i_lost, i_back = _position(items, ch[0]), _position(items, back)
     assert not any(isinstance(i, SampleChunk) for i in items[i_lost:i_back])
     assert any(isinstance(i, SampleChunk) for i in items[:i_lost])
     assert any(isinstance(i, SampleChunk) for i in items[i_back:])
@@ -483,10 +490,7 @@ async def test_reconnected_comes_before_samples_that_arrive_with_the_device_info
     t = _BackWithData()
     items: list = []
     async with Connection(t, backoff=(0.01, 0.05)) as conn:
-        async def consume():
-            async for item in conn:
-                items.append(item)
-        consumer = asyncio.create_task(consume())
+        consumer = _consume_into(conn, items)
         t.sink.data_received(t.wearable.advance(0.3), time.monotonic())
         await asyncio.sleep(0.05)
         t.sink.link_lost(ConnectionResetError("gone"))
@@ -498,8 +502,7 @@ async def test_reconnected_comes_before_samples_that_arrive_with_the_device_info
         consumer.cancel()
     ch = _changes(items)
     assert [c.state for c in ch] == ["lost", "reconnected"], ch
-    i_lost = next(k for k, i in enumerate(items) if getattr(i, "packet", None) is ch[0])
-    i_back = next(k for k, i in enumerate(items) if getattr(i, "packet", None) is ch[1])
+    i_lost, i_back = _position(items, ch[0]), _position(items, ch[1])
     assert any(isinstance(i, SampleChunk) for i in items[:i_lost])
     assert not any(isinstance(i, (SampleChunk, Gap)) for i in items[i_lost:i_back])
     assert any(isinstance(i, SampleChunk) for i in items[i_back:])  # they were not dropped
