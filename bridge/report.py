@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as _stats
 
+from bridge.analytics.symmetry import BALANCED_LSI
 from bridge.errors import ConfigError
 
 __all__ = ["ReportTraces", "EmgTrace", "SwayTrace", "render_report", "write_report"]
@@ -500,10 +501,12 @@ def _firing_section(reps: list[tuple[_Node, _Node]]) -> tuple[str, list[str]]:
 
 
 def _lsi_verdict(lsi: float | None) -> str:
-    """The usual clinical line: a limb symmetry index of at least 90 % counts as balanced."""
+    """Judged against the usual clinical line (``BALANCED_LSI``)."""
     if lsi is None:
         return ""
-    return f"; LSI {lsi:.0f}%, " + ("balanced (at least 90%)" if lsi >= 90 else "under 90%")
+    line = f"{BALANCED_LSI:.0f}%"
+    return f"; LSI {lsi:.0f}%, " + (f"balanced (at least {line})" if lsi >= BALANCED_LSI
+                                   else f"under {line}")
 
 
 def _symmetry_section(reps) -> tuple[str, list[str]]:

@@ -36,6 +36,7 @@ from bridge.analytics.reps import mean_or_none
 from bridge.errors import ConfigError, SignalError
 
 __all__ = [
+    "BALANCED_LSI",
     "MetricSymmetry",
     "SideComparison",
     "compare_sides",
@@ -46,6 +47,11 @@ __all__ = [
 ]
 
 METRICS = ("peak", "mean", "pct_mvc", "duration", "count", "time_under_tension")
+
+#: Limb symmetry index (%) at or above which the sides count as balanced: the line
+#: clinics usually use for "symmetric enough" (SI within about +-10 %).  The terminal
+#: summary and the report judge "stronger" against it.
+BALANCED_LSI = 90.0
 
 
 def _pair(left: Any, right: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bridge.analytics.symmetry import BALANCED_LSI
 from bridge.session import BalanceEvent, LinkEvent, MuscleEvent, PhaseEvent
 from bridge.sources.base import LinkState
 from bridge.stream import DeviceEvent, SampleChunk
@@ -144,10 +145,9 @@ class ConsoleSink:
                 continue
             first = sym["metrics"][parts[0][0]]
             si, lsi = first["si"], first.get("lsi")
-            # A limb symmetry index >= 90 % is the usual clinical "symmetric enough" line;
-            # calling a 2 % difference "right stronger" would overstate it.
-            if lsi is not None and lsi >= 90:
-                verdict = "balanced: LSI >= 90 %"
+            # calling a 2 % difference "right stronger" would overstate it
+            if lsi is not None and lsi >= BALANCED_LSI:
+                verdict = f"balanced: LSI >= {BALANCED_LSI:.0f} %"
             else:
                 verdict = ("left" if si > 0 else "right") + " stronger"
             self.console.print(f"Symmetry {sym['muscle']}: SI "
