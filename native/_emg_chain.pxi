@@ -4,7 +4,7 @@
 # vectorised across channels and compiled for AVX2 with a baseline fallback);
 # this class owns the state arrays and the priming logic.
 
-from libc.math cimport sqrt, fabs
+from libc.math cimport sqrt, fabs, isfinite
 
 cdef extern from "emg_kernels.h" nogil:
     ctypedef struct emg_chain_t:
@@ -17,7 +17,8 @@ cdef extern from "emg_kernels.h" nogil:
         double* zs_alt
         double* ezs_alt
         int v8
-        unsigned unit_pos, unit_neg
+        double gpre, gout
+        unsigned sym, unit_pos, unit_neg, esym, eunit_pos, eunit_neg
         double* p1
         double* p2
         double* ring
@@ -42,6 +43,50 @@ cdef inline void sos_prime(const double* zi, double* zs, Py_ssize_t ns,
         for c in range(nc):
             zs[2 * s * nc + c] = zi[2 * s] * v[c]
             zs[(2 * s + 1) * nc + c] = zi[2 * s + 1] * v[c]
+
+
+cdef double _take_gains(double* sos, Py_ssize_t ns, double* zi_out,
+                        const double* zi_in) noexcept:
+    """Divide each section's b by its b0 (kept where that would not give
+    finite values) and return the product of the b0s taken out.  With
+    ``zi_out``: the steady-state vectors ``zi_in`` (scipy.signal.sosfilt_zi,
+    (ns, 2)) for the new sections: each divided by the gain taken out up to
+    and including its section.  A numerator symmetric to within 4 ulp
+    (b2 / b0 = 1 up to rounding: the mains notches) is made exactly
+    symmetric, and b1 within 4 ulp of +-2 then exactly +-2 (the forms
+    emg_chain_v8 computes with fewer multiplies)."""
+    cdef Py_ssize_t i
+    cdef double g = 1.0, b0, b1, b2, eps = 4 * 2.220446049250313e-16
+    for i in range(ns):
+        b0 = sos[6 * i]
+        if b0 != 0.0:
+            b1 = sos[6 * i + 1] / b0
+            b2 = sos[6 * i + 2] / b0
+            if isfinite(b1) and isfinite(b2) and isfinite(g * b0) and g * b0 != 0.0:
+                if fabs(b2 - 1.0) <= eps:
+                    b2 = 1.0
+                    if fabs(b1 - 2.0) <= 2 * eps:
+                        b1 = 2.0
+                    elif fabs(b1 + 2.0) <= 2 * eps:
+                        b1 = -2.0
+                sos[6 * i] = 1.0
+                sos[6 * i + 1] = b1
+                sos[6 * i + 2] = b2
+                g *= b0
+        if zi_out != NULL:
+            zi_out[2 * i] = zi_in[2 * i] / g
+            zi_out[2 * i + 1] = zi_in[2 * i + 1] / g
+    return g
+
+
+cdef unsigned _shape_mask(const double* sos, Py_ssize_t ns, double b1):
+    """Bit i set: section i has b = (1, b1, 1) (b1 = 0: any b1)."""
+    cdef unsigned m = 0
+    cdef Py_ssize_t i
+    for i in range(min(ns, 32)):
+        if sos[6 * i] == 1.0 and sos[6 * i + 2] == 1.0 and (b1 == 0.0 or sos[6 * i + 1] == b1):
+            m |= 1u << i
+    return m
 
 
 # Envelope modes
@@ -117,11 +162,24 @@ cdef class _Chain:
         for i in range(self.ns):
             for j in range(6):
                 self.sos[6 * i + j] = sos[i, j]
-            self.zi[2 * i] = zi[i, 0]
-            self.zi[2 * i + 1] = zi[i, 1]
         for i in range(self.ne):
             for j in range(6):
                 self.esos[6 * i + j] = env_sos[i, j]
+        # The gains come out of the sections (b0 = 1; sections where that
+        # would overflow keep theirs) and are applied once, to the output:
+        # a section with b0 = b2 = 1 needs no multiply for either (2 fewer
+        # operations on the FMA pipes per section and sample).  The same
+        # filter to rounding (<= 1e-10 of sosfilt, tested); state and
+        # priming scale with the gain taken out up to each section.
+        gpre = _take_gains(self.sos, self.ns, self.zi, &zi[0, 0] if self.ns else NULL)
+        genv = _take_gains(self.esos, self.ne, NULL, NULL)
+        self.k.gpre = gpre
+        # TKEO: the filtered signal (x gpre) is squared, so the gain goes in
+        # before it; |x| and the RMS commute with a positive factor
+        if tkeo:
+            self.k.gout = genv if env_mode == ENV_LOWPASS else 1.0
+        else:
+            self.k.gout = fabs(gpre) * (genv if env_mode == ENV_LOWPASS else 1.0)
         self.k.nc = self.nc
         self.k.ns = self.ns
         self.k.ne = self.ne
@@ -134,14 +192,7 @@ cdef class _Chain:
         self.k.ezs_alt = self.ezs_b
         self.undoable = not tkeo and env_mode != ENV_RMS
         self.k.v8 = emg_cpu_v8() if self.nc == 8 else 0
-        self.k.unit_pos = 0
-        self.k.unit_neg = 0
-        for i in range(min(self.ns, 32)):
-            if self.sos[6 * i] == 1.0 and self.sos[6 * i + 2] == 1.0:
-                if self.sos[6 * i + 1] == 2.0:
-                    self.k.unit_pos |= 1u << i
-                elif self.sos[6 * i + 1] == -2.0:
-                    self.k.unit_neg |= 1u << i
+        self._pick_forms()
         self.k.esos = self.esos
         self.k.ezs = self.ezs
         self.k.p1 = self.p1
@@ -149,6 +200,45 @@ cdef class _Chain:
         self.k.ring = self.ring
         self.k.sumsq = self.sumsq
         self.reset()
+
+    cdef void _pick_forms(self):
+        """Which sections emg_chain_v8 computes in which form.  Per time
+        step (8 channels, one 512-bit vector): a general section takes 5
+        operations on the FMA pipes, one with b0 = b2 = 1 3 (and 2 adds),
+        one with b = (1, +-2, 1) 3 + 2 or 2 + 4 (the add form); plus the NaN
+        check (2 adds) and the output gain (1).  Zen 4 runs one 512-bit
+        operation per cycle on each kind of pipe, so the add form goes to
+        unit sections while it lowers the larger count."""
+        cdef unsigned sym = _shape_mask(self.sos, self.ns, 0.0)
+        cdef unsigned esym = _shape_mask(self.esos, self.ne, 0.0)
+        cdef unsigned units = _shape_mask(self.sos, self.ns, 2.0) | _shape_mask(self.sos, self.ns, -2.0)
+        cdef unsigned eunits = _shape_mask(self.esos, self.ne, 2.0) | _shape_mask(self.esos, self.ne, -2.0)
+        cdef unsigned pick = 0, epick = 0
+        cdef Py_ssize_t i
+        cdef int fma = 1, add = 2, nsym = 0
+        for i in range(min(self.ns, 32)):
+            nsym += (sym >> i) & 1
+        for i in range(min(self.ne, 32)):
+            nsym += (esym >> i) & 1
+        fma += 3 * nsym + 5 * (self.ns + self.ne - nsym)
+        add += 2 * nsym
+        for i in range(min(self.ns + self.ne, 64)):
+            if max(fma - 1, add + 2) >= max(fma, add):
+                break
+            if i < self.ns and i < 32 and (units >> i) & 1:
+                pick |= 1u << i
+            elif i >= self.ns and i - self.ns < 32 and (eunits >> (i - self.ns)) & 1:
+                epick |= 1u << (i - self.ns)
+            else:
+                continue
+            fma -= 1
+            add += 2
+        self.k.sym = sym
+        self.k.esym = esym
+        self.k.unit_pos = pick & _shape_mask(self.sos, self.ns, 2.0)
+        self.k.unit_neg = pick & _shape_mask(self.sos, self.ns, -2.0)
+        self.k.eunit_pos = epick & _shape_mask(self.esos, self.ne, 2.0)
+        self.k.eunit_neg = epick & _shape_mask(self.esos, self.ne, -2.0)
 
     def __dealloc__(self):
         free(self.sos); free(self.zi); free(self.zs); free(self.esos); free(self.ezs)

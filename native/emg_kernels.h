@@ -42,7 +42,14 @@ typedef struct {
     double *ezs;        /* [ne][2][nc] */
     double *zs_alt, *ezs_alt;  /* the other state buffers (see emg_chain_run) */
     int v8;             /* 8 channels and the CPU runs emg_chain_v8 */
-    unsigned unit_pos, unit_neg;  /* sections with b = (1, +2, 1) / (1, -2, 1) */
+    /* Sections are stored with b0 = 1 (the gains taken out, see _Chain):
+       the pre-filter's output is gpre x the cascade's, the envelope is
+       gout x what the sections give (both products of the b0s). */
+    double gpre, gout;
+    /* emg_chain_v8: sections with b0 = b2 = 1 (sym), and those of them
+       with b1 = +2 / -2 that take the add form (unit_pos / unit_neg);
+       the same for the envelope sections (e...) */
+    unsigned sym, unit_pos, unit_neg, esym, eunit_pos, eunit_neg;
     double *p1, *p2;    /* TKEO history */
     double *ring;       /* rms_w x nc squares */
     double *sumsq;      /* nc */
@@ -79,14 +86,18 @@ emg_chain_body(emg_chain_t *ch, const double *restrict x, ptrdiff_t n,
         for (ptrdiff_t c = 0; c < nc; c++)
             v[c] = xi[c];
         emg_biquads(ch->sos, ch->zs, ch->ns, nc, v);
+        const double gpre = ch->gpre, gout = ch->gout;
         if (filt) {
             for (ptrdiff_t c = 0; c < nc; c++)
-                filt[i * nc + c] = v[c];
+                filt[i * nc + c] = gpre * v[c];
         }
         if (ch->tkeo) {
             /* causal Teager-Kaiser energy, one sample late:
-               psi[n-1] = x[n-1]^2 - x[n] x[n-2] */
+               psi[n-1] = x[n-1]^2 - x[n] x[n-2]; of the filtered signal
+               (gout holds only the envelope's gain here) */
             double *restrict p1 = ch->p1, *restrict p2 = ch->p2;
+            for (ptrdiff_t c = 0; c < nc; c++)
+                v[c] *= gpre;
             for (ptrdiff_t c = 0; c < nc; c++) {
                 const double t = p1[c] * p1[c] - v[c] * p2[c];
                 p2[c] = p1[c];
@@ -122,6 +133,8 @@ emg_chain_body(emg_chain_t *ch, const double *restrict x, ptrdiff_t n,
             for (ptrdiff_t c = 0; c < nc; c++)
                 v[c] = sumsq[c] > 0.0 ? sqrt(sumsq[c] / (double)w) : 0.0;
         }
+        for (ptrdiff_t c = 0; c < nc; c++)
+            v[c] *= gout;
     }
 }
 
@@ -184,15 +197,19 @@ emg_vec_step(const emg_chain_t *ch, const double *restrict xi, double *restrict 
     }
     emg_biquads_v(ch->sos, zin, zs, ch->ns, nc, v, nv);
     if (filti) {
-        for (ptrdiff_t g = 0; g < nv; g++)
-            EMG_ST4(filti + 4 * g, v[g]);
+        for (ptrdiff_t g = 0; g < nv; g++) {
+            const emg_v4 f = ch->gpre * v[g];
+            EMG_ST4(filti + 4 * g, f);
+        }
     }
     for (ptrdiff_t g = 0; g < nv; g++)
         v[g] = (emg_v4)((emg_v4i)v[g] & absmask);
     if (ch->env_mode == EMG_ENV_LOWPASS)
         emg_biquads_v(ch->esos, ezin, ezs, ch->ne, nc, v, nv);
-    for (ptrdiff_t g = 0; g < nv; g++)
+    for (ptrdiff_t g = 0; g < nv; g++) {
+        v[g] *= ch->gout;
         EMG_ST4(envi + 4 * g, v[g]);
+    }
 }
 
 /* The first sample reads the state from ch->zs/ezs and writes the other
@@ -242,8 +259,10 @@ emg_find_nonfinite(const double *x, ptrdiff_t n)
  * the filter states in registers for the whole call (32 vector registers
  * hold them; with AVX2's 16 they go through memory every sample): the
  * chain ~20 % faster on Zen 4 (a stand-alone 9-section test: 1.6 vs 2.0-2.4
- * ms per 120000 samples), and sections with b = (1, +-2, 1) take 2
- * operations on the FMA pipes instead of 5 (emg_biquad_v8_unit; ~10 % more).
+ * ms per 120000 samples), and sections with b0 = b2 = 1 (every section of
+ * the default chain once _Chain has taken the gains out) take 2-3
+ * operations on the FMA pipes instead of 5 (emg_biquad_v8_sym / _unit:
+ * the default chain 31 -> 23 per time step, ~22 % less time).
  * The lane arithmetic and GCC's FMA contractions are those of the 4-wide
  * x86-64-v3 path, so the results are bit-identical to it
  * (tests/test_emg_filters.py checks).  Specialised on the section count
@@ -266,12 +285,31 @@ emg_biquad_v8(const emg_v8 *c, emg_v8 *z0, emg_v8 *z1, emg_v8 *v)
     *v = y;
 }
 
-/* The same section for b = (1, s*2, 1): b0*x = x and 2x = x + x are exact,
- * so the adds give the bits of the FMAs above (b0*x + z0 -> x + z0,
- * b1*x + z1 -> z1 +- (x + x), b2*x - a2*y -> x - a2*y, which GCC
- * contracts as b2*x - (a2*y)) with 2 operations on the FMA pipes instead of
- * 5; the other 4 go to the separate FADD pipes (Zen).  Butterworth
- * band-pass designs of order >= 2 have such sections after the first. */
+/* The same section for b0 = b2 = 1 (the gains are taken out of the
+ * sections, see _Chain): b0*x + z0 -> x + z0 and b2*x - (a2*y) ->
+ * x - (a2*y) (GCC contracts the general form as b2*x - (a2*y): a2*y
+ * rounded on its own) are exact, so the bits are those of the general
+ * section; 3 operations on the FMA pipes instead of 5, the other 2 on the
+ * separate FADD pipes (Zen).  Mains notches have such numerators. */
+static inline __attribute__((always_inline)) void
+emg_biquad_v8_sym(const emg_v8 *c, emg_v8 *z0, emg_v8 *z1, emg_v8 *v)
+{
+    const emg_v8 b1 = c[1], a1 = c[3], a2 = c[4];
+    const emg_v8 x = *v;
+    const emg_v8 y = x + *z0;
+    emg_v8 m = a2 * y;
+    __asm__("" : "+v"(m));      /* rounded on its own, as in b2*x - (a2*y) */
+    *z0 = (b1 * x + *z1) - a1 * y;
+    *z1 = x - m;
+    *v = y;
+}
+
+/* b = (1, s*2, 1) in the add form: 2x = x + x is exact, so z1 +- (x + x)
+ * gives the bits of the FMA b1*x + z1: 2 operations on the FMA pipes and
+ * 4 on the FADD pipes, against 3 and 2 in emg_biquad_v8_sym.  Butterworth
+ * band-pass and low-pass designs have such sections once their gain is
+ * taken out; _Chain gives this form to as many of them as balances the
+ * two kinds of pipes. */
 static inline __attribute__((always_inline)) void
 emg_biquad_v8_unit(const emg_v8 *c, emg_v8 *z0, emg_v8 *z1, emg_v8 *v, const int neg)
 {
@@ -284,6 +322,21 @@ emg_biquad_v8_unit(const emg_v8 *c, emg_v8 *z0, emg_v8 *z1, emg_v8 *v, const int
     *z0 = (neg ? *z1 - x2 : *z1 + x2) - a1 * y;
     *z1 = x - m;
     *v = y;
+}
+
+/* One section of emg_chain_v8_body in the form its shape allows. */
+static inline __attribute__((always_inline)) void
+emg_biquad_v8_any(const emg_v8 *c, emg_v8 *z0, emg_v8 *z1, emg_v8 *v, const int s,
+                  const unsigned sym, const unsigned upos, const unsigned uneg)
+{
+    if (upos >> s & 1)
+        emg_biquad_v8_unit(c, z0, z1, v, 0);
+    else if (uneg >> s & 1)
+        emg_biquad_v8_unit(c, z0, z1, v, 1);
+    else if (sym >> s & 1)
+        emg_biquad_v8_sym(c, z0, z1, v);
+    else
+        emg_biquad_v8(c, z0, z1, v);
 }
 
 static inline __attribute__((always_inline)) int
@@ -310,27 +363,26 @@ emg_chain_v8_body(emg_chain_t *ch, const double *restrict x, ptrdiff_t n,
     for (int s = 0; s < ne; s++)
         for (int k = 0; k < 5; k++)
             ecf[s][k] = (emg_v8){0} + esos[6 * s + (k < 3 ? k : k + 1)];
-    const unsigned upos = ch->unit_pos, uneg = ch->unit_neg;
+    const unsigned sym = ch->sym, upos = ch->unit_pos, uneg = ch->unit_neg;
+    const unsigned esym = ch->esym, eupos = ch->eunit_pos, euneg = ch->eunit_neg;
+    const emg_v8 gpre = (emg_v8){0} + ch->gpre, gout = (emg_v8){0} + ch->gout;
     emg_v8 fin = {0};
     for (ptrdiff_t i = 0; i < n; i++) {
         emg_v8 v;
         memcpy(&v, x + 8 * i, 64);
         fin += v - v;
 #pragma GCC unroll 16
-        for (int s = 0; s < ns; s++) {
-            if (upos >> s & 1)
-                emg_biquad_v8_unit(cf[s], &z0[s], &z1[s], &v, 0);
-            else if (uneg >> s & 1)
-                emg_biquad_v8_unit(cf[s], &z0[s], &z1[s], &v, 1);
-            else
-                emg_biquad_v8(cf[s], &z0[s], &z1[s], &v);
+        for (int s = 0; s < ns; s++)
+            emg_biquad_v8_any(cf[s], &z0[s], &z1[s], &v, s, sym, upos, uneg);
+        if (filt) {
+            const emg_v8 f = gpre * v;
+            memcpy(filt + 8 * i, &f, 64);
         }
-        if (filt)
-            memcpy(filt + 8 * i, &v, 64);
         v = (emg_v8)((emg_v8i)v & absmask);
 #pragma GCC unroll 2
         for (int s = 0; s < ne; s++)
-            emg_biquad_v8(ecf[s], &e0[s], &e1[s], &v);
+            emg_biquad_v8_any(ecf[s], &e0[s], &e1[s], &v, s, esym, eupos, euneg);
+        v *= gout;
         memcpy(env + 8 * i, &v, 64);
     }
     /* the new state goes to the other buffers (see emg_chain_run) */

@@ -48,6 +48,30 @@ def test_sosfilter_matches_scipy(channels):
     assert np.max(np.abs(y - ref)) <= 1e-10 * max(1.0, np.max(np.abs(ref)))
 
 
+@pytest.mark.parametrize("channels", [1, 8])
+def test_sosfilter_awkward_gains_match_scipy(channels):
+    """The chain takes each section's b0 out (applied once at the output):
+    sections where that cannot be done (b0 = 0, b / b0 overflowing), a
+    negative b0, and numerators symmetric or (1, 2, 1) only to within a few
+    ulp (made exact) all still agree with sosfilt, primed or not."""
+    sos = np.array([
+        [0.0, 0.5, 0.25, 1.0, -0.5, 0.2],                   # b0 = 0: gain kept
+        [1e-300, 1.0, 1e-300, 1.0, 0.1, 0.3],               # b1 / b0 overflows: kept
+        [-0.7, 0.3, -0.2, 1.0, -1.2, 0.5],                  # negative gain
+        [0.9973888361673892, -1.9702186490445686, 0.9973888361673889, 1.0, -1.96, 0.99],
+        [0.25, 0.5 * (1 + 2e-16), 0.25 * (1 - 2e-16), 1.0, -1.5, 0.6],
+    ])
+    rng = np.random.default_rng(5)
+    x = 3.0 + rng.standard_normal((2500, channels))
+    ref = signal.sosfilt(sos, x, axis=0)
+    y = SosFilter(sos, channels).process(x)
+    assert np.max(np.abs(y - ref)) <= 1e-10 * max(1.0, np.max(np.abs(ref)))
+    zi = signal.sosfilt_zi(sos)[:, :, None] * x[0][None, None, :]
+    ref, _ = signal.sosfilt(sos, x, axis=0, zi=zi)
+    y = SosFilter(sos, channels, prime=True).process(x)
+    assert np.max(np.abs(y - ref)) <= 1e-10 * max(1.0, np.max(np.abs(ref)))
+
+
 def test_sosfilter_primed_matches_scipy_zi():
     rng = np.random.default_rng(1)
     sos = design_chain(RATE)
