@@ -16,7 +16,7 @@ cdef extern from "emg_kernels.h" nogil:
         double* ezs
         double* zs_alt
         double* ezs_alt
-        int v8
+        int v8, v4s
         double gpre, gout
         unsigned sym, unit_pos, unit_neg, esym, eunit_pos, eunit_neg
         double* p1
@@ -27,6 +27,7 @@ cdef extern from "emg_kernels.h" nogil:
                       double* env, double* filt, int check)
     void emg_chain_undo(emg_chain_t* ch)
     int emg_cpu_v8()
+    int emg_cpu_v3()
     Py_ssize_t emg_find_nonfinite(const double* x, Py_ssize_t n)
 
 
@@ -239,6 +240,7 @@ cdef class _Chain:
         self.k.unit_neg = pick & _shape_mask(self.sos, self.ns, -2.0)
         self.k.eunit_pos = epick & _shape_mask(self.esos, self.ne, 2.0)
         self.k.eunit_neg = epick & _shape_mask(self.esos, self.ne, -2.0)
+        self._sym4(True)
 
     def __dealloc__(self):
         free(self.sos); free(self.zi); free(self.zs); free(self.esos); free(self.ezs)
@@ -272,6 +274,15 @@ cdef class _Chain:
         it is in use."""
         self.k.v8 = emg_cpu_v8() if on and self.nc == 8 else 0
         return bool(self.k.v8)
+
+    def _sym4(self, bint on):
+        """Tests: allow (or not) the 4-wide AVX2 path for chains whose
+        sections all have b0 = b2 = 1; returns whether it is in use."""
+        cdef bint all_sym = (self.ns < 32 and self.ne < 32
+                             and _shape_mask(self.sos, self.ns, 0.0) == (1u << self.ns) - 1
+                             and _shape_mask(self.esos, self.ne, 0.0) == (1u << self.ne) - 1)
+        self.k.v4s = emg_cpu_v3() if on and all_sym else 0
+        return bool(self.k.v4s)
 
     cdef Py_ssize_t state_size(self) noexcept nogil:
         """Doubles that ``save`` writes (undoable chains)."""

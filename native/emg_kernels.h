@@ -42,6 +42,8 @@ typedef struct {
     double *ezs;        /* [ne][2][nc] */
     double *zs_alt, *ezs_alt;  /* the other state buffers (see emg_chain_run) */
     int v8;             /* 8 channels and the CPU runs emg_chain_v8 */
+    int v4s;            /* every section has b0 = b2 = 1 and the CPU runs
+                           emg_chain_v4s (4-wide paths) */
     /* Sections are stored with b0 = 1 (the gains taken out, see _Chain):
        the pre-filter's output is gpre x the cascade's, the envelope is
        gout x what the sections give (both products of the b0s). */
@@ -432,8 +434,104 @@ static int emg_cpu_v8(void)
            && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
            && __builtin_cpu_supports("bmi2");
 }
+
+/* 4/8/12/16 channels on x86-64-v3 (AVX2 + FMA) when every section has
+ * b0 = b2 = 1 (the default chain once _Chain has taken the gains out):
+ * each section as in emg_biquad_v8_sym, 3 operations on the FMA pipes
+ * instead of 5, the states through memory as in emg_chain_vec.  For CPUs
+ * without AVX-512 (and other channel counts).  Written with intrinsics and
+ * without FMA contraction, so each rounding is the one GCC's contraction
+ * of the general section gives (b0*x + z0 -> x + z0, (b1*x + z1) - a1*y
+ * as two FMAs, b2*x - (a2*y) -> x - (a2*y)): bit-identical to
+ * emg_chain_vec (tests/test_emg_filters.py checks). */
+#include <immintrin.h>
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
+static inline __attribute__((always_inline, target("arch=x86-64-v3"))) void
+emg_biquads_v4s(const double *sos, const double *zin, double *zs, ptrdiff_t ns, ptrdiff_t nc,
+                __m256d *v, const ptrdiff_t nv)
+{
+    for (ptrdiff_t s = 0; s < ns; s++) {
+        const __m256d b1 = _mm256_set1_pd(sos[6 * s + 1]);
+        const __m256d a1 = _mm256_set1_pd(sos[6 * s + 4]);
+        const __m256d a2 = _mm256_set1_pd(sos[6 * s + 5]);
+        const double *r0 = zin + 2 * s * nc;
+        const double *r1 = r0 + nc;
+        double *z0 = zs + 2 * s * nc;
+        double *z1 = z0 + nc;
+        for (ptrdiff_t g = 0; g < nv; g++) {
+            const __m256d w0 = _mm256_loadu_pd(r0 + 4 * g);
+            const __m256d w1 = _mm256_loadu_pd(r1 + 4 * g);
+            const __m256d x = v[g];
+            const __m256d y = _mm256_add_pd(x, w0);
+            const __m256d m = _mm256_mul_pd(a2, y);
+            _mm256_storeu_pd(z0 + 4 * g, _mm256_fnmadd_pd(a1, y, _mm256_fmadd_pd(b1, x, w1)));
+            _mm256_storeu_pd(z1 + 4 * g, _mm256_sub_pd(x, m));
+            v[g] = y;
+        }
+    }
+}
+
+static inline __attribute__((always_inline, target("arch=x86-64-v3"))) int
+emg_chain_v4s_body(emg_chain_t *ch, const double *restrict x, ptrdiff_t n,
+                   double *restrict env, double *restrict filt, const ptrdiff_t nv)
+{
+    const ptrdiff_t nc = 4 * nv;
+    const __m256d absmask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    const __m256d gpre = _mm256_set1_pd(ch->gpre), gout = _mm256_set1_pd(ch->gout);
+    const int lp = ch->env_mode == EMG_ENV_LOWPASS;
+    __m256d fin = _mm256_setzero_pd();
+    const double *zin = ch->zs, *ezin = ch->ezs;
+    double *za = ch->zs_alt, *eza = ch->ezs_alt;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        __m256d v[4];
+        for (ptrdiff_t g = 0; g < nv; g++) {
+            v[g] = _mm256_loadu_pd(x + i * nc + 4 * g);
+            fin = _mm256_add_pd(fin, _mm256_sub_pd(v[g], v[g]));
+        }
+        emg_biquads_v4s(ch->sos, zin, za, ch->ns, nc, v, nv);
+        if (filt) {
+            for (ptrdiff_t g = 0; g < nv; g++)
+                _mm256_storeu_pd(filt + i * nc + 4 * g, _mm256_mul_pd(gpre, v[g]));
+        }
+        for (ptrdiff_t g = 0; g < nv; g++)
+            v[g] = _mm256_and_pd(v[g], absmask);
+        if (lp)
+            emg_biquads_v4s(ch->esos, ezin, eza, ch->ne, nc, v, nv);
+        for (ptrdiff_t g = 0; g < nv; g++)
+            _mm256_storeu_pd(env + i * nc + 4 * g, _mm256_mul_pd(v[g], gout));
+        /* the first step read the state it started from; the rest run in
+           place in the other buffers (see emg_chain_run) */
+        zin = za;
+        ezin = eza;
+    }
+    double f[4];
+    _mm256_storeu_pd(f, fin);
+    return isfinite(f[0] + f[1] + f[2] + f[3]);
+}
+
+__attribute__((target("arch=x86-64-v3"))) static int
+emg_chain_v4s(emg_chain_t *ch, const double *x, ptrdiff_t n, double *env, double *filt)
+{
+    switch (ch->nc) {
+    case 4: return emg_chain_v4s_body(ch, x, n, env, filt, 1);
+    case 8: return emg_chain_v4s_body(ch, x, n, env, filt, 2);
+    case 12: return emg_chain_v4s_body(ch, x, n, env, filt, 3);
+    default: return emg_chain_v4s_body(ch, x, n, env, filt, 4);
+    }
+}
+#pragma GCC pop_options
+
+/* 1 if this CPU runs emg_chain_v4s. */
+static int emg_cpu_v3(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 #else
 static int emg_cpu_v8(void) { return 0; }
+static int emg_cpu_v3(void) { return 0; }
 #endif
 
 /* Runs x (n >= 1 rows) through the chain; returns 1 if every value of x was
@@ -463,6 +561,11 @@ emg_chain_run(emg_chain_t *ch, const double *x, ptrdiff_t n, double *env, double
     }
 #endif
     if (!ch->tkeo && ch->env_mode != EMG_ENV_RMS && (ch->nc & 3) == 0 && ch->nc <= 16) {
+#ifdef EMG_HAVE_V8
+        if (ch->v4s)
+            ok = emg_chain_v4s(ch, x, n, env, filt);
+        else
+#endif
         switch (ch->nc) {
         case 4: ok = emg_chain_vec(ch, x, n, env, filt, 1); break;
         case 8: ok = emg_chain_vec(ch, x, n, env, filt, 2); break;

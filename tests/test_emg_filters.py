@@ -203,6 +203,27 @@ def test_filter_bad_blocks():
                           EmgFilter(2, RATE).process(np.ascontiguousarray(big[:, ::2])))
 
 
+@pytest.mark.parametrize("channels", [4, 8, 12])
+@pytest.mark.parametrize("kw", [dict(), dict(notch=None), dict(envelope="none"), dict(order=2)])
+def test_sym4_path_bit_identical(channels, kw):
+    """Chains whose sections all have b0 = b2 = 1 once the gains are out
+    (every default design) run a 4-wide AVX2 form with fewer multiplies:
+    the same bits as the general 4-wide path, split or not (on a CPU
+    without AVX2 both runs take the general path)."""
+    x = np.random.default_rng(6).standard_normal((2500, channels)) * 40 + 7
+    x[900:1300] *= 8
+    outs = []
+    for sym in (True, False):
+        for cuts in ((), (1, 33, 1000, 1064)):
+            f = EmgFilter(channels, RATE, **kw)
+            f._chain._wide(False)
+            f._chain._sym4(sym)
+            parts = [f.process(p, filtered=True) for p in np.split(x, cuts)]
+            outs.append((np.vstack([p[0] for p in parts]), np.vstack([p[1] for p in parts])))
+    for filt, env in outs[1:]:
+        assert np.array_equal(filt, outs[0][0]) and np.array_equal(env, outs[0][1])
+
+
 @pytest.mark.parametrize("kw", [dict(), dict(notch=None), dict(envelope="none"), dict(order=2),
                                 dict(notch_harmonics=6), dict(tkeo=True)])
 def test_wide_path_bit_identical(kw):
@@ -232,7 +253,7 @@ int use(emg_chain_t *ch, const double *x, ptrdiff_t n, double *env, emg_det_t *d
     emg_chain_undo(ch);
     emg_detect(d, env, n);
     emg_set_base(d, 0, 1.0, 1.0);
-    return r + emg_cpu_v8() + (int)emg_find_nonfinite(x, n);
+    return r + emg_cpu_v8() + emg_cpu_v3() + (int)emg_find_nonfinite(x, n);
 }
 """
 
