@@ -5,9 +5,11 @@ the seated/standing tasks have), but the honest check of a known limit: with
 the automatic noise floor the quietest 0.5 s windows of a walk still hold
 activity.  Prints, per file and muscle, the strides counted from the knee
 angle (peaks of the 3 Hz low-passed goniometer, >= 0.6 s apart) and the
-contractions found (a) with defaults, (b) with ``baseline_sub_keep=2`` and
+contractions found (a) with defaults, (b) with ``baseline_sub_keep=2``,
 (c) with ``calibrate_rest`` on the quietest second of the same subject's
-seated file (``*sen.txt``, where the hamstrings rest).  One contraction per
+seated file (``*sen.txt``, where the hamstrings rest) and (d) the same with
+``rearm_rest=0`` (a seated rest level: nearly every stride ends above it,
+"without rest", and the dip between strides is short).  One contraction per
 stride and muscle is the rough expectation.
 
 Usage: python benchmarks/emg_gait.py [--data ../shared/data]
@@ -48,8 +50,8 @@ def quietest_second(x: np.ndarray) -> np.ndarray:
     return x[i:i + w]
 
 
-def with_rest(x: np.ndarray, rest: np.ndarray) -> int:
-    det = ContractionDetector(1, RATE)
+def with_rest(x: np.ndarray, rest: np.ndarray, **kw) -> int:
+    det = ContractionDetector(1, RATE, **kw)
     det.calibrate_rest(rest[:, None])
     events = det.process(x[:, None]) + det.finish()
     return sum(e.kind == "onset" for e in events)
@@ -64,8 +66,9 @@ def main(argv=None) -> None:
     if not files:
         print(f"UCI gait files not found under {folder}; skipped")
         return
-    print("| file | strides | muscle | defaults | baseline_sub_keep=2 | calibrate_rest |")
-    print("|---|---|---|---|---|---|")
+    print("| file | strides | muscle | defaults | baseline_sub_keep=2 | calibrate_rest "
+          "| calibrate_rest, rearm_rest=0 |")
+    print("|---|---|---|---|---|---|---|")
     for f in files:
         walk = load_uci(f)
         seated = folder / f.name.replace("mar", "sen")
@@ -74,8 +77,10 @@ def main(argv=None) -> None:
         for ch, name in enumerate(MUSCLES):
             x = walk[:, ch]
             cells = [len(detect_contractions(x, RATE)),
-                     len(detect_contractions(x, RATE, baseline_sub_keep=2)),
-                     "-" if rest_data is None else with_rest(x, quietest_second(rest_data[:, ch]))]
+                     len(detect_contractions(x, RATE, baseline_sub_keep=2))]
+            for kw in ({}, {"rearm_rest": 0.0}):
+                cells.append("-" if rest_data is None
+                             else with_rest(x, quietest_second(rest_data[:, ch]), **kw))
             print(f"| {f.stem} | ~{n} | {name} | " + " | ".join(map(str, cells)) + " |")
 
 

@@ -397,6 +397,13 @@ class ContractionDetector:
         the baseline offset threshold (no rest between reps) the next onset
         must reach this fraction of the previous contraction's mean, and is
         refined back to the dip, until the envelope is back at rest.
+    ``rearm_rest``: seconds in a row below the offset threshold that count as
+        "back at rest" after such a split (default 0.15, like ``min_gap``
+        for an offset; 0 = a single sample).  Low tone between reps dips
+        across the offset threshold for a few tens of ms: one sample of it
+        is not rest.  Gait with :meth:`calibrate_rest` (a seated rest level,
+        so nearly every stride ends "without rest") finds more strides
+        with 0, see docs/emg.md.
     ``baseline_subwindows``, ``baseline_sub_keep``: each baseline window's
         variance is the mean of its ``baseline_sub_keep`` quietest of
         ``baseline_subwindows`` equal sub-window variances, each about its
@@ -465,6 +472,7 @@ class ContractionDetector:
         remerge_fraction: float = 1.0,
         confirm_mean: float = 0.85,
         censor_window: float = 30.0,
+        rearm_rest: float = 0.15,
         nonfinite: str = "raise",
     ):
         self.filter = EmgFilter(
@@ -506,6 +514,9 @@ class ContractionDetector:
         if not (isinstance(censor_window, (int, float)) and not isinstance(censor_window, bool)
                 and math.isfinite(censor_window) and 0 <= censor_window <= 3600):
             raise ConfigError(f"censor_window must be in [0, 3600] s, got {censor_window!r}")
+        if not (isinstance(rearm_rest, (int, float)) and not isinstance(rearm_rest, bool)
+                and math.isfinite(rearm_rest) and 0 <= rearm_rest <= 60):
+            raise ConfigError(f"rearm_rest must be in [0, 60] s, got {rearm_rest!r}")
         r = self.rate
         win = _to_samples(_positive("baseline_window", baseline_window), r)
         if win < baseline_subwindows:
@@ -521,7 +532,8 @@ class ContractionDetector:
             min_ratio=float(min_ratio), delay_compensation=bool(delay_compensation),
             extrapolate=float(extrapolate), remerge_fraction=float(remerge_fraction),
             confirm_mean=float(confirm_mean), censor_window=float(censor_window),
-            baseline_subwindows=int(baseline_subwindows), baseline_sub_keep=int(baseline_sub_keep),
+            rearm_rest=float(rearm_rest), baseline_subwindows=int(baseline_subwindows),
+            baseline_sub_keep=int(baseline_sub_keep),
             nonfinite=nonfinite)
         # DC group delay of the envelope smoother, in samples: the onset is
         # moved back by it (2nd-order Butterworth: sqrt(2) / (2 pi fc)).
@@ -541,7 +553,7 @@ class ContractionDetector:
             float(min_ratio), float(extrapolate), nonfinite == "hold",
             int(baseline_subwindows), int(baseline_sub_keep), float(remerge_fraction),
             float(confirm_mean), self.settle_samples, self.start_settle_samples,
-            int(math.ceil(censor_window * r - 1e-9)))
+            int(math.ceil(censor_window * r - 1e-9)), max(1, int(round(rearm_rest * r))))
         self._mvc: np.ndarray | None = None
         if type(self)._convert is ContractionDetector._convert:
             # the native fast path builds the event objects as _convert would

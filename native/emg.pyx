@@ -35,12 +35,13 @@ cdef extern from "emg_detect.h" nogil:
         double pre_sum, pre_peak, acc_sum, acc_peak, snap_sum, snap_peak
         double on_thr, off_thr, ref_thr, extrap_f
         double rearm, on_eff, low_eff
+        long long below
     ctypedef struct emg_cold_t:
         double mu, sd, rearm_low, speak, zero
         int watch, first, cens
     ctypedef struct emg_det_t:
         Py_ssize_t nc, min_on, min_len, min_gap, win, hist_cap, comp
-        Py_ssize_t nsub, sub_keep, settle, settle_start, horizon, watching
+        Py_ssize_t nsub, sub_keep, settle, settle_start, horizon, watching, rearm_hold
         int autob
         double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge, confirm
         emg_chan_t* ch
@@ -173,7 +174,7 @@ cdef class _Detector:
                  double min_ratio, double extrapolate, bint hold_nonfinite,
                  Py_ssize_t nsub=1, Py_ssize_t sub_keep=1, double remerge=0.0,
                  double confirm=0.0, Py_ssize_t settle=0, Py_ssize_t settle_start=0,
-                 Py_ssize_t horizon=0):
+                 Py_ssize_t horizon=0, Py_ssize_t rearm_hold=1):
         if chain.nc != channels or channels < 1:
             raise ValueError("chain/channel mismatch")
         if window < 1 or history < 1 or min_on < 1 or min_len < 1 or min_gap < 0:
@@ -182,6 +183,8 @@ cdef class _Detector:
             raise ValueError("bad sub-window split")
         if settle < 0 or settle_start < settle or horizon < 0:
             raise ValueError("bad start watch")
+        if rearm_hold < 1:
+            raise ValueError("bad re-arm hold")
         self.chain = chain
         self.nc = channels
         self.hold = hold_nonfinite
@@ -208,6 +211,7 @@ cdef class _Detector:
         # whole baseline windows: the start is re-judged at window ends
         self.d.horizon = ((horizon + window - 1) // window) * window
         self.d.watching = 0
+        self.d.rearm_hold = rearm_hold
         self.d.autob = 1
         self.d.ch = <emg_chan_t*>calloc(channels, sizeof(emg_chan_t))
         self.d.cold = <emg_cold_t*>calloc(channels, sizeof(emg_cold_t))
@@ -318,6 +322,7 @@ cdef class _Detector:
             self.d.wacc[3 * c + 1] = 0.0
             self.d.wacc[3 * c + 2] = 0.0
             s.rearm = 0.0
+            s.below = 0
             self.d.cold[c].rearm_low = 0.0
             self.d.cold[c].first = 1
             self.d.cold[c].cens = 0

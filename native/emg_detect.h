@@ -75,6 +75,7 @@ typedef struct {
     double extrap_f;     /* (ref_thr - mu) / (on_thr - ref_thr): onset secant */
     double rearm;        /* onset level after a split without rest (0 = none) */
     double on_eff, low_eff;  /* onset / refine levels in force (re-arm included) */
+    long long below;     /* re-armed: samples in a row below the offset threshold */
 } emg_chan_t;
 
 /* Per-channel values the sample loop does not need (emg_chan_t holds only
@@ -96,6 +97,7 @@ typedef struct {
     ptrdiff_t settle_start;  /* pre-filter settled too: replays confirm from here */
     ptrdiff_t horizon;   /* start watch length (samples, whole windows; 0 = off) */
     ptrdiff_t watching;  /* channels with an open start watch */
+    ptrdiff_t rearm_hold;  /* samples below the offset threshold that end a re-arm */
     int autob;
     double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge, confirm;
     emg_chan_t *ch;      /* nc */
@@ -342,10 +344,14 @@ static inline __attribute__((always_inline)) void emg_detect_channel(emg_det_t *
             /* after a split without rest, a new contraction must rise to
                the re-arm level; back at rest (below the offset threshold)
                the ordinary onset threshold applies again */
-            if (s->rearm != 0.0 && st != EMG_ACTIVE && st != EMG_PENDING_OFF && e < s->off_thr) {
-                s->rearm = 0.0;
-                s->on_eff = s->on_thr;
-                s->low_eff = s->ref_thr;
+            if (s->rearm != 0.0 && st != EMG_ACTIVE && st != EMG_PENDING_OFF) {
+                if (e >= s->off_thr) {
+                    s->below = 0;
+                } else if (++s->below >= d->rearm_hold) {
+                    s->rearm = 0.0;
+                    s->on_eff = s->on_thr;
+                    s->low_eff = s->ref_thr;
+                }
             }
             const double on_eff = s->on_eff;
             if (st == EMG_IDLE && e > on_eff) {
@@ -451,6 +457,7 @@ static inline __attribute__((always_inline)) void emg_detect_channel(emg_det_t *
                                this one), not to the baseline */
                             s->rearm = d->remerge * s->snap_sum
                                       / (double)(s->cand_off - s->onset_raw);
+                            s->below = 0;
                             d->cold[c].rearm_low = thr;
                             s->on_eff = s->on_thr > s->rearm ? s->on_thr : s->rearm;
                             s->low_eff = thr > s->ref_thr ? thr : s->ref_thr;
@@ -591,10 +598,15 @@ static void emg_judge_start(emg_det_t *d, ptrdiff_t c, long long now)
                 /* re-armed as the live rules would have been at the offset
                    decision, unless the envelope has been back at rest since */
                 int rearm = d->remerge > 0.0 && e_dec > off;
-                for (t = t_dec + 1; rearm && t <= now; t++)
-                    if (buf[t] < off)
+                long long below = 0;
+                for (t = t_dec + 1; rearm && t <= now; t++) {
+                    if (buf[t] >= off)
+                        below = 0;
+                    else if (++below >= d->rearm_hold)
                         rearm = 0;
+                }
                 if (rearm) {
+                    s->below = below;
                     s->rearm = d->remerge * snap / (double)(cand - raw);
                     k->rearm_low = thr_dec;
                     s->on_eff = s->on_thr > s->rearm ? s->on_thr : s->rearm;

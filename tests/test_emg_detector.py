@@ -35,6 +35,7 @@ def reference_events(env, det: ContractionDetector, rest=None, x0=None):
     min_on = max(1, int(round(p["min_on"] * r)))
     min_len = max(1, int(round(p["min_length"] * r)))
     min_gap = int(round(p["min_gap"] * r))
+    rearm_hold = max(1, int(round(p["rearm_rest"] * r)))
     win = max(1, int(round(p["baseline_window"] * r)))
     hist_cap = int(round(p["baseline_history"] / (win / r)))
     quiet, off_frac, min_ratio = p["baseline_quiet"], p["off_fraction"], p["min_ratio"]
@@ -57,7 +58,7 @@ def reference_events(env, det: ContractionDetector, rest=None, x0=None):
     nsub, sub_keep = p["baseline_subwindows"], p["baseline_sub_keep"]
     sub_ends = [((j + 1) * win) // nsub for j in range(nsub)]
     for c, s in enumerate(ch):
-        s.update(rearm=0.0, rearm_low=0.0, wt=0.0, sv=[0.0] * nsub, first=True, cens=False,
+        s.update(rearm=0.0, rearm_low=0.0, below=0, wt=0.0, sv=[0.0] * nsub, first=True, cens=False,
                  watch=auto and horizon > 0, speak=0.0,
                  zero=0.0 if x0 is None else 1e-12 * abs(float(x0[c])))
 
@@ -135,9 +136,18 @@ def reference_events(env, det: ContractionDetector, rest=None, x0=None):
                     s["last_off"] = cand
                     if s["state"] == 1:
                         s["state"] = 0
-                    if remerge > 0 and e_dec > off and not any(e_c[t_dec + 1:now + 1] < off):
+                    # re-armed unless back at rest since: below the offset
+                    # threshold for min_gap samples in a row
+                    below, rest_since = 0, False
+                    for e_t in e_c[t_dec + 1:now + 1]:
+                        below = below + 1 if e_t < off else 0
+                        if below >= rearm_hold:
+                            rest_since = True
+                            break
+                    if remerge > 0 and e_dec > off and not rest_since:
                         s["rearm"] = remerge * snap / (cand - raw)
                         s["rearm_low"] = thr_dec
+                        s["below"] = below
                 else:
                     s.update(state=st_, onset=onset, raw=raw, acc=acc, accp=accp, cand=cand,
                              snap=snap, snapp=snapp, rearm=0.0, cens=cens)
@@ -163,8 +173,11 @@ def reference_events(env, det: ContractionDetector, rest=None, x0=None):
                 s["pre_peak"] = max(s["pre_peak"], e)
             st_ = s["state"]
             # after a split without rest a new onset must reach the re-arm level
-            if s["rearm"] != 0.0 and st_ in (0, 1) and e < s["off"]:
-                s["rearm"] = 0.0
+            # until back at rest: below the offset threshold for min_gap in a row
+            if s["rearm"] != 0.0 and st_ in (0, 1):
+                s["below"] = s["below"] + 1 if e < s["off"] else 0
+                if s["below"] >= rearm_hold:
+                    s["rearm"] = 0.0
             on_eff = max(s["on"], s["rearm"])
             if st_ == 0 and e > on_eff:
                 st_ = 1
@@ -212,6 +225,7 @@ def reference_events(env, det: ContractionDetector, rest=None, x0=None):
                         if remerge > 0 and e > s["off"]:
                             s["rearm"] = remerge * s["snap"] / (s["cand"] - s["raw"])
                             s["rearm_low"] = thr
+                            s["below"] = 0
                         events.append((2, c, s["cand"], t, s["onset"], s["snapp"],
                                        s["snap"] / (s["cand"] - s["raw"]), s["cens"]))
                         s["cens"] = False
@@ -729,6 +743,7 @@ def test_input_conversion_and_errors():
     dict(baseline_quiet=0.0), dict(baseline_window=-1.0), dict(k_on=float("nan")),
     dict(off_fraction=1.0), dict(min_ratio=-1.0), dict(min_gap=float("nan")),
     dict(extrapolate=-1.0), dict(remerge_fraction=-0.5), dict(confirm_mean=float("nan")),
+    dict(rearm_rest=-0.1), dict(rearm_rest=float("inf")),
     dict(baseline_subwindows=0), dict(baseline_subwindows=17), dict(baseline_subwindows=2.5),
     dict(baseline_sub_keep=6), dict(baseline_window=0.001),
 ])
@@ -935,3 +950,61 @@ def test_reset_reopens_the_start_watch_and_clear_rest():
     assert not any(isinstance(e, Onset) and e.censored_onset for e in det.process(x[int(RATE):]))
     with pytest.raises(ConfigError):
         ContractionDetector(1, RATE, censor_window=-1.0)
+
+
+def _rep_tone_rep(rest_before_tone: float) -> np.ndarray:
+    """Rest, rep 1, low tone (5x rest) with 60 ms dips to nothing, rep 2;
+    optionally a rest between rep 1 and the tone."""
+    rate = 2000.0
+    t = np.arange(int(12 * rate)) / rate
+    amp = np.ones_like(t)
+    amp[(t >= 3) & (t < 5)] = 20
+    amp[(t >= 5) & (t < 8)] = 5
+    amp[(t >= 5) & (t < 5 + rest_before_tone)] = 1
+    for d0 in (5.6, 6.2, 6.8, 7.4):
+        amp[(t >= d0) & (t < d0 + 0.06)] = 0.0
+    amp[(t >= 8) & (t < 10)] = 20
+    return np.random.default_rng(11).standard_normal(len(t)) * amp * 0.01
+
+
+def test_rearm_needs_rest_not_one_sample_dip():
+    """After a contraction that ends without rest, a new onset must reach the
+    re-arm level until the envelope is back at rest: below the offset
+    threshold for min_gap in a row.  A brief dip of low tone between reps
+    (60 ms of nothing; the envelope crosses the offset threshold for a few
+    samples) is not rest: the tone must not start a contraction that runs
+    into rep 2 (with one sample counting as rest it started at 5.65 s and
+    ran to 10 s, and rep 2 had no onset of its own - UCI 3Apie/ST)."""
+    cs = detect_contractions(_rep_tone_rep(0.0), 2000.0)
+    assert len(cs) == 2
+    assert abs(cs[0].onset - 3.0) < 0.1 and abs(cs[1].onset - 8.0) < 0.1, cs
+
+
+def test_rearm_ends_after_real_rest():
+    """The same tone after 0.4 s of real rest is a contraction of its own
+    (the ordinary onset threshold applies again)."""
+    cs = detect_contractions(_rep_tone_rep(0.4), 2000.0)
+    onsets = [c.onset for c in cs]
+    assert any(5.3 < o < 5.7 for o in onsets), onsets
+    assert any(7.9 < o < 8.1 for o in onsets) or any(c.onset < 8 < c.offset for c in cs), onsets
+
+
+
+def test_rearm_matches_reference_and_any_split():
+    """The re-arm rule in the native core is the reference's, streamed in
+    any split (the run below the offset threshold carries across blocks)."""
+    x = np.column_stack([_rep_tone_rep(0.0), _rep_tone_rep(0.4), _rep_tone_rep(0.1)])
+    det = ContractionDetector(3, 2000.0)
+    env = EmgFilter(3, 2000.0).process(x)
+    ref = reference_events(env, det, None, x[0])
+    ref.sort(key=lambda r: (r[3], r[1]))
+    one = as_tuples(det.process(x))
+    assert_same_events(one, ref)
+    rng = np.random.default_rng(3)
+    det.reset()
+    got, pos = [], 0
+    while pos < len(x):
+        k = int(rng.integers(1, 400))
+        got += as_tuples(det.process(x[pos:pos + k]))
+        pos += k
+    assert got == one
