@@ -7,6 +7,11 @@ turn into a clean stop: the summary is printed and the files are written, see
 Python 3.10's ``asyncio.run`` raised ``KeyboardInterrupt`` at once, wherever the loop was, so a
 stopped stream lost its summary and its ``--json``/``--report`` files.  On 3.10 the same
 behaviour is built here, the way 3.11's ``asyncio.Runner.run`` does it.
+
+``run`` also answers SIGTERM (``kill PID``, ``timeout``, ``systemctl stop``, ``docker stop``)
+like the first Ctrl-C: a clean stop, summary and files included (it killed the process
+outright, leaving no ``--json``/``--report``); a second SIGTERM ends it at once.
+``stopped_by`` then names the signal ("SIGTERM") for the message saying why the stream stopped.
 """
 from __future__ import annotations
 
@@ -16,11 +21,44 @@ import sys
 import threading
 
 
+#: The stop signal other than Ctrl-C that cancelled the last :func:`run` (None: none did).
+stopped_by: str | None = None
+
+
 def run(coro):
-    """``asyncio.run(coro)``; on Python 3.10 with 3.11's first-Ctrl-C-cancels handling."""
+    """``asyncio.run(coro)``; on Python 3.10 with 3.11's first-Ctrl-C-cancels handling;
+    the first SIGTERM cancels like the first Ctrl-C (see the module docstring)."""
+    global stopped_by
+    stopped_by = None
+    coro = _stop_on_sigterm(coro)
     if sys.version_info >= (3, 11):
         return asyncio.run(coro)
     return _run_310(coro)
+
+
+async def _stop_on_sigterm(coro):
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm():
+        global stopped_by
+        loop.remove_signal_handler(signal.SIGTERM)  # the default again: a second one kills
+        if not task.done():
+            stopped_by = "SIGTERM"
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows; not the main thread
+        return await task
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if stopped_by:  # ours, and the command did not absorb it: stop as Ctrl-C stops it
+            raise KeyboardInterrupt() from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _run_310(coro):
@@ -56,3 +94,26 @@ def _run_310(coro):
                 signal.signal(signal.SIGINT, signal.default_int_handler)
 
     return asyncio.run(main())
+
+
+async def wait_for(aw, timeout: float | None):
+    """``asyncio.wait_for`` that never loses a cancellation (Ctrl-C, SIGTERM).
+
+    Before Python 3.12, ``wait_for`` returns the result instead of raising when the
+    awaitable finished in the loop step the cancellation arrived in; a consumer whose
+    source nearly always has an item ready (a streaming wearable) can miss the stop: a
+    SIGTERM'd ``calibrate`` ran on through both phases and saved the profile.
+    """
+    if sys.version_info >= (3, 12):
+        return await asyncio.wait_for(aw, timeout)
+    fut = asyncio.ensure_future(aw)
+    try:
+        done, _ = await asyncio.wait({fut}, timeout=timeout)
+    except asyncio.CancelledError:
+        fut.cancel()
+        raise
+    if not done:
+        fut.cancel()
+        await asyncio.wait({fut})  # let it finish cancelling (as wait_for does)
+        raise asyncio.TimeoutError()
+    return fut.result()

@@ -19,7 +19,9 @@ flushed and a power cut loses at most the last second or so.  The fsync runs
 on a background thread: it waits for the disk (milliseconds, more on a busy
 one) and must not stall the event loop that receives the data.  A reader stops at a
 torn tail record (counted in ``truncated_bytes``) and skips a corrupted
-record by hunting for the next sync word whose CRC checks.
+record by hunting for the next sync word whose CRC checks (``corrupt_records``
+regions, ``skipped_bytes``); a record is only the torn tail when no valid record
+follows it (a damaged length field also reads as a record running past the end).
 
 The index (``<file>.idx``: u64 offset, f64 host_time pairs, one per second of
 recording) makes seeking cheap; it is rebuilt by scanning when missing or
@@ -251,24 +253,25 @@ class RecordingReader:
             if n - pos < _REC.size + 4:
                 self.truncated_bytes += n - pos
                 return
-            sync, kind, _flags, length, host_time = _REC.unpack_from(d, pos)
+            _sync, kind, _flags, length, host_time = _REC.unpack_from(d, pos)
             end = pos + _REC.size + length
-            ok = sync == SYNC and length <= MAX_RECORD
-            if ok and end + 4 > n:
-                self.truncated_bytes += n - pos  # torn tail: the crash point
+            if not self._valid_at_record(pos):
+                # A damaged record, or the torn tail a crash left.  Which one is decided by
+                # what follows: a record that checks means damage in the middle (a flipped
+                # length field reads as a record running past the end of the file, and
+                # must not end the file there); nothing valid after it means a torn tail.
+                nxt = self._next_valid(pos + 1)
+                if nxt is not None:
+                    self.corrupt_records += 1
+                    self.skipped_bytes += nxt - pos
+                    pos = nxt
+                    continue
+                torn = self._torn_from(pos)
+                if torn > pos:
+                    self.corrupt_records += 1
+                    self.skipped_bytes += torn - pos
+                self.truncated_bytes += n - torn
                 return
-            if ok:
-                crc = zlib.crc32(d[pos + _REC.size:end], zlib.crc32(d[pos + 2:pos + _REC.size]))
-                ok = crc == _CRC.unpack_from(d, end)[0]
-            if not ok:
-                self.corrupt_records += 1
-                nxt = d.find(SYNC, pos + 1)
-                if nxt < 0:
-                    self.skipped_bytes += n - pos
-                    return
-                self.skipped_bytes += nxt - pos
-                pos = nxt
-                continue
             try:
                 k = Kind(kind)
             except ValueError:  # a newer kind: skip it, keep going
@@ -276,6 +279,43 @@ class RecordingReader:
                 continue
             yield Record(k, host_time, bytes(d[pos + _REC.size:end]), pos)
             pos = end + 4
+
+    def _valid_at_record(self, pos: int) -> bool:
+        """A whole record whose checksum holds starts at ``pos``."""
+        d = self._data
+        if len(d) - pos < _REC.size + 4:
+            return False
+        sync, _kind, _flags, length, _t = _REC.unpack_from(d, pos)
+        end = pos + _REC.size + length
+        if sync != SYNC or length > MAX_RECORD or end + 4 > len(d):
+            return False
+        crc = zlib.crc32(d[pos + _REC.size:end], zlib.crc32(d[pos + 2:pos + _REC.size]))
+        return crc == _CRC.unpack_from(d, end)[0]
+
+    def _next_valid(self, pos: int) -> int | None:
+        """Offset of the first valid record at or after ``pos`` (None: there is none)."""
+        d = self._data
+        while True:
+            pos = d.find(SYNC, pos)
+            if pos < 0:
+                return None
+            if self._valid_at_record(pos):
+                return pos
+            pos += 1
+
+    def _torn_from(self, pos: int) -> int:
+        """Where the torn tail starts, past ``pos`` after which no record is valid: the
+        first record head that runs past the end of the file (the one being written when
+        the writer died); ``len`` when there is none (damaged bytes up to the end)."""
+        d, n = self._data, len(self._data)
+        while 0 <= pos < n:
+            if n - pos < _REC.size + 4:
+                return pos  # too short for a record: a head cut short
+            sync, _kind, _flags, length, _t = _REC.unpack_from(d, pos)
+            if sync == SYNC and length <= MAX_RECORD and pos + _REC.size + length + 4 > n:
+                return pos
+            pos = d.find(SYNC, pos + 1)
+        return n
 
     def index(self) -> list[tuple[int, float]]:
         """(offset, host_time) about once per second; rebuilt if the .idx is unusable."""

@@ -309,6 +309,57 @@ def test_ctrl_c_ends_a_live_stream_with_its_summary_results_and_report(tmp_path)
     assert len(next(iter(json.loads(r.stdout)["devices"].values()))["contractions"]) >= 6
 
 
+def _popen_cli(args, cwd):
+    exe = shutil.which("glutebridge")
+    cmd = ([exe] if exe else [sys.executable, "-m", "bridge.cli"]) + [str(a) for a in args]
+    env = dict(os.environ, GLUTEBRIDGE_HOME=str(cwd),
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_ends_a_live_stream_like_ctrl_c(tmp_path):
+    """`kill PID`, `timeout 600 glutebridge stream ...`, systemctl/docker stop send SIGTERM:
+    the stream stops as on Ctrl-C, with its summary and files (it died without them)."""
+    import signal
+    import time
+
+    proc = _popen_cli(["stream", "sim://demo?speed=4", "--view", "lines", "--json", "r.json",
+                       "--record", "r.gbrec"], tmp_path)
+    rec = tmp_path / "r.gbrec"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not rec.exists() or rec.stat().st_size < 300_000):
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    out = " ".join(out.split())
+    assert "stopped (SIGTERM): the results cover the data received so far; another SIGTERM " \
+           "to quit without them" in out
+    assert "Repetitions" in out and "recording written to r.gbrec" in out
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["interrupted"] is True
+    assert len(next(iter(res["devices"].values()))["contractions"]) >= 6
+
+
+def test_sigterm_during_calibration_saves_nothing(tmp_path):
+    """A stop in the middle of the rest phase aborts the calibration (it ran on through both
+    phases and saved the profile: asyncio.wait_for before 3.12 lost the cancellation)."""
+    import signal
+    import time
+
+    proc = _popen_cli(["calibrate", "sim://holds?speed=1", "--profile", "cut", "--force"],
+                      tmp_path)
+    assert "Relax every muscle" in proc.stdout.readline()
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert "stopped" in err.split() and "Traceback" not in err, err
+    assert "Contract" not in out and "saved" not in out
+    assert not list(tmp_path.rglob("cut*"))
+
+
 def test_guided_single_leg_test_with_the_scripted_virtual_client(tmp_path):
     r = glutebridge("test", "single-leg", "sim://single-leg?speed=25", "--view", "lines",
                     "--json", "sl.json", "--age", "70", cwd=tmp_path)
@@ -375,6 +426,45 @@ def test_analyze_names_what_is_wrong_with_a_broken_recording(tmp_path):
 def _main(*args) -> int:
     from bridge.cli import main
     return main([str(a) for a in args])
+
+
+def test_a_damaged_recording_says_what_the_file_lost(recorded, tmp_path, capsys):
+    """Damaged records and a cut-off end are skipped (the rest still analyses), and every
+    command says so: their samples are not link losses, and a torn end is no gap at all
+    (replay, analyze and export said nothing)."""
+    from bridge.recording import Kind, RecordingReader
+
+    _, rec, _ = recorded
+    data = bytearray(rec.read_bytes())
+    ins = [r for r in RecordingReader(rec).records() if r.kind == Kind.DATA_IN]
+    victim = ins[len(ins) // 2]
+    data[victim.offset + 30] ^= 0xFF  # a payload byte: that record's checksum fails
+    bad = tmp_path / "bad.gbrec"
+    bad.write_bytes(bytes(data[:-10]))  # and the last record cut short
+    said = (f"the recording is damaged: 1 record skipped ({16 + len(victim.payload) + 4} "
+            "bytes; samples in it are missing, marked as gaps); its last "
+            f"{16 + len(ins[-1].payload) + 4 - 10} bytes are an unfinished record (the "
+            "recording was cut off while writing) and are left out")
+
+    assert _main("analyze", bad, "--format", "json", "--no-progress") == 0
+    out, err = capsys.readouterr()
+    assert " ".join(err.split()) == f"warning: {bad}: {said}"
+    res = json.loads(out)
+    assert said in res["notes"]
+    assert res["link"]["transport"]["corrupt_records"] == 1
+
+    assert _main("export", bad, "--to", "csv", "-o", tmp_path / "csv") == 0
+    assert said in " ".join(capsys.readouterr().err.split())
+
+    assert _main("replay", bad, "--speed", "0", "--view", "lines",
+                 "--json", tmp_path / "r.json") == 0
+    assert f"Note: {said}" in " ".join(capsys.readouterr().out.split())
+    assert said in json.loads((tmp_path / "r.json").read_text())["notes"]
+
+    assert _main("analyze", rec, "--format", "json", "--no-progress") == 0  # a whole file:
+    out, err = capsys.readouterr()  # no word of damage
+    assert err == "" and not any("damaged" in n for n in json.loads(out)["notes"])
+
 
 
 @pytest.mark.parametrize("args,message", [

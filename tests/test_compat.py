@@ -43,7 +43,8 @@ except KeyboardInterrupt:
 """
 
 
-def _child(runner: str, absorb: bool, linger: float, interrupts: int) -> list[str]:
+def _child(runner: str, absorb: bool, linger: float, interrupts: int,
+           sig=signal.SIGINT, returncode: int = 0) -> list[str]:
     code = CHILD.format(runner=runner, absorb=absorb, linger=linger)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, text=True,
@@ -52,13 +53,13 @@ def _child(runner: str, absorb: bool, linger: float, interrupts: int) -> list[st
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
         for i in range(interrupts):
             time.sleep(0.2)
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, err
+    assert proc.returncode == returncode, err
     return out.split()
 
 
@@ -85,3 +86,58 @@ def test_without_ctrl_c_it_is_asyncio_run():
         return 42
     assert _compat.run(value()) == 42
     assert _compat._run_310(value()) == 42
+
+
+# SIGTERM (kill PID, timeout, systemctl stop, docker stop) stops like the first Ctrl-C: it
+# killed the process outright, so a stream stopped that way left no summary, --json or --report.
+def test_sigterm_cancels_like_the_first_ctrl_c():
+    assert _child("run", absorb=True, linger=0.1, interrupts=1,
+                  sig=signal.SIGTERM) == ["cancelled", "clean", "stop"]
+
+
+def test_a_sigterm_not_absorbed_is_a_keyboard_interrupt():
+    assert _child("run", absorb=False, linger=0, interrupts=1,
+                  sig=signal.SIGTERM) == ["KeyboardInterrupt"]
+
+
+def test_second_sigterm_ends_the_process_at_once():
+    assert _child("run", absorb=True, linger=30, interrupts=2, sig=signal.SIGTERM,
+                  returncode=-signal.SIGTERM) == ["cancelled"]
+
+
+async def test_wait_for_keeps_a_cancellation_that_arrives_with_the_result():
+    """asyncio.wait_for before 3.12 returned the result instead: a consumer whose source
+    nearly always had an item ready (calibrate) ran on after SIGTERM and saved its profile."""
+    import asyncio
+
+    from bridge import _compat
+
+    consumer = None
+
+    async def item():
+        consumer.cancel()  # the stop arrives in the loop step the item is ready
+        return 1
+
+    async def consume():
+        return await _compat.wait_for(item(), 5.0)
+
+    consumer = asyncio.ensure_future(consume())
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+
+
+async def test_wait_for_still_times_out_and_returns():
+    import asyncio
+
+    from bridge import _compat
+
+    async def slow():
+        await asyncio.sleep(10)
+
+    async def quick():
+        await asyncio.sleep(0)
+        return "item"
+
+    with pytest.raises(asyncio.TimeoutError):
+        await _compat.wait_for(slow(), 0.05)
+    assert await _compat.wait_for(quick(), 1.0) == "item"

@@ -68,6 +68,53 @@ def test_corrupt_record_in_the_middle_is_skipped(tmp_path):
     assert r.corrupt_records >= 1 and r.skipped_bytes > 0
 
 
+_REC_HEAD = 16  # a record's head: sync, kind, flags, u32 length, f64 host time (CRC after)
+
+
+def test_damaged_length_field_does_not_end_the_file(tmp_path):
+    """A bit flip in a length field makes a record in the middle look like one running
+    past the end of the file: that is damage, not the torn tail, and every record after
+    it is still read (it was: the rest of the recording was dropped without a word)."""
+    p = _write(tmp_path / "a.gbrec")
+    r = RecordingReader(p)
+    victim = [x for x in r.records()][250]
+    data = bytearray(p.read_bytes())
+    data[victim.offset + 6] ^= 0x0F  # length + 983,040 bytes: under MAX_RECORD, past the end
+    p.write_bytes(bytes(data))
+    r = RecordingReader(p)
+    recs = list(r.records())
+    assert len(recs) == 504 and victim.offset not in [x.offset for x in recs]
+    assert recs[-1].host_time == pytest.approx(1000.0 + 499 * 0.01)
+    assert (r.corrupt_records, r.truncated_bytes) == (1, 0)
+    assert r.skipped_bytes == _REC_HEAD + len(victim.payload) + 4
+
+
+def test_damage_then_a_torn_tail_counts_both(tmp_path):
+    p = _write(tmp_path / "a.gbrec")
+    recs = list(RecordingReader(p).records())
+    data = bytearray(p.read_bytes())
+    data[recs[100].offset + 25] ^= 0xFF  # a payload byte: the checksum fails
+    p.write_bytes(bytes(data[:-5]))  # and the last record torn
+    r = RecordingReader(p)
+    got = list(r.records())
+    assert len(got) == 503
+    assert r.corrupt_records == 1 and r.truncated_bytes == _REC_HEAD + len(recs[-1].payload) + 4 - 5
+
+
+def test_sync_words_inside_a_damaged_record_count_as_one(tmp_path):
+    p = tmp_path / "a.gbrec"
+    with RecordingWriter(p, {"transport": "stream"}) as w:
+        for i in range(20):
+            w.data_in(b"\xa5\x5a" * 50 + bytes([i]), 1.0 + i)
+    recs = list(RecordingReader(p).records())
+    data = bytearray(p.read_bytes())
+    data[recs[5].offset + 2] ^= 0x01  # the kind byte
+    p.write_bytes(bytes(data))
+    r = RecordingReader(p)
+    assert len(list(r.records())) == 19
+    assert r.corrupt_records == 1 and r.skipped_bytes == _REC_HEAD + 101 + 4
+
+
 @pytest.mark.parametrize("content,msg", [
     (b"", "is empty"),
     (b"time,emg\n0,1\n", "not a glutebridge recording"),

@@ -19,7 +19,7 @@ from bridge.recording import MAGIC, RecordingReader
 from bridge.results import session_results
 from bridge.session import Session
 from bridge.sources.base import Connection
-from bridge.sources.replay import ReplayTransport
+from bridge.sources.replay import ReplayTransport, damage_note
 from bridge.stream import SampleChunk
 
 
@@ -270,6 +270,10 @@ def analyze(path, *, rate: float | None = None, columns: list[str] | None = None
         stats = asyncio.run(_replay_all(path, session, collector, progress, console, note))
         results = session_results(session, age=age)
         results["link"] = json.loads(json.dumps(stats, default=str))
+        damage = damage_note(results["link"])
+        if damage:  # on stderr at once (export prints no summary), and in the results' notes
+            console.print(f"warning: {path}: {damage}", highlight=False, soft_wrap=True)
+            results["notes"].append(damage)
     else:
         _csv_session(path, rate, columns, session, collector, note)
         results = session_results(session, age=age)

@@ -17,6 +17,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bridge import _compat
 from bridge.commands.run import Outputs, run_session
 from bridge.commands.streaming import profiled_session, recorded_profile
 from bridge.errors import ConfigError, TransportError
@@ -87,7 +88,9 @@ async def _record_phase(conn: Connection, phase: str, seconds: float, carry: lis
             item = pending.pop(0)
         else:
             try:
-                item = await asyncio.wait_for(conn.__anext__(), NO_DATA_TIMEOUT)
+                # (_compat.wait_for: asyncio's, before 3.12, can lose the stop when an
+                # item is ready in the same step: the calibration ran on and saved)
+                item = await _compat.wait_for(conn.__anext__(), NO_DATA_TIMEOUT)
             except StopAsyncIteration:
                 return blocks, labels, rate, True, []
             except asyncio.TimeoutError:

@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
+from bridge import _compat
 from bridge.commands.outfiles import check_new
 from bridge.errors import ConfigError
 from bridge.export import Collector
@@ -25,6 +26,7 @@ from bridge.results import session_results
 from bridge.runner import SourceEnded, run_items
 from bridge.session import Session
 from bridge.sinks.console import ConsoleSink
+from bridge.sources.replay import damage_note
 
 
 @dataclass
@@ -105,12 +107,19 @@ async def run_session(items, session: Session, out: Outputs, *, stats=None,
         # The device is gone for good: summarise and save what arrived, then say why.
         results["ended"] = str(ended)
     if interrupted:
-        # Ctrl-C ends a live stream: what was received is summarised and saved as usual.
+        # Ctrl-C (or SIGTERM) ends a live stream: what was received is summarised and saved.
         results["interrupted"] = True
-        _note(console, view, "stopped (Ctrl-C): the results cover the data received so far; "
-              "press Ctrl-C again to quit without them")
+        how = _compat.stopped_by or "Ctrl-C"
+        again = "press Ctrl-C again" if how == "Ctrl-C" else f"another {how}"
+        _note(console, view, f"stopped ({how}): the results cover the data received so far; "
+              f"{again} to quit without them")
     if stats is not None:
         results["link"] = _jsonable(stats() if callable(stats) else stats)
+        damage = damage_note(results["link"])
+        if damage:  # a replayed file that lost records: the summary, JSON and report say so
+            results.setdefault("notes", []).append(damage)
+            if view == "jsonl":
+                _note(console, view, f"Note: {damage}")
     if view in ("live", "lines"):
         line_sink.summary(results)
     if out.json_path:

@@ -156,7 +156,28 @@ class ReplayTransport(Transport):
     def extra_stats(self) -> dict:
         r = self.reader
         return {"records_delivered": self.delivered, "truncated_bytes": r.truncated_bytes,
-                "corrupt_records": r.corrupt_records}
+                "corrupt_records": r.corrupt_records, "skipped_bytes": r.skipped_bytes}
+
+
+def damage_note(stats: dict | None) -> str | None:
+    """One line saying what a damaged recording lost, from a replay's ``conn.stats``
+    (None when it read whole, or the stats are not a replay's).
+
+    The reader skips damaged records and a torn tail without raising: the user must
+    still learn that the file, not the link, lost those bytes.
+    """
+    t = (stats or {}).get("transport") or {}
+    corrupt, skipped, torn = (int(t.get(k) or 0) for k in
+                              ("corrupt_records", "skipped_bytes", "truncated_bytes"))
+    parts = []
+    if corrupt:
+        parts.append(f"{corrupt} record{'s' if corrupt > 1 else ''} skipped "
+                     f"({skipped} bytes; samples in {'them' if corrupt > 1 else 'it'} are "
+                     "missing, marked as gaps)")
+    if torn:
+        parts.append(f"its last {torn} bytes are an unfinished record (the recording was "
+                     "cut off while writing) and are left out")
+    return "the recording is damaged: " + "; ".join(parts) if parts else None
 
 
 def _ends_without_loss(records):
