@@ -30,6 +30,7 @@ stale, since the recording alone is the truth.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import threading
@@ -105,9 +106,30 @@ class RecordingWriter:
                                  "(recordings are never overwritten)") from None
         except OSError as exc:
             raise RecordingError(f"cannot create {self.path}: {exc.strerror}") from exc
-        self._idx = open(self.path.with_name(self.path.name + ".idx"), "wb")
-        raw = json.dumps(meta, default=str).encode()
-        self._fh.write(_HEAD.pack(MAGIC, VERSION, len(raw)) + raw + _CRC.pack(zlib.crc32(raw)))
+        idx_path = self.path.with_name(self.path.name + ".idx")
+        try:
+            self._idx = open(idx_path, "wb")
+            raw = json.dumps(meta, default=str).encode()
+            self._fh.write(_HEAD.pack(MAGIC, VERSION, len(raw)) + raw
+                           + _CRC.pack(zlib.crc32(raw)))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            # Nothing was recorded: leave no half-made file behind (an empty .gbrec would
+            # only block the same command, run again once the cause is fixed).
+            idx = getattr(self, "_idx", None)
+            for fh in (idx, self._fh):
+                if fh is not None:
+                    with contextlib.suppress(OSError):
+                        fh.close()
+            self.path.unlink(missing_ok=True)
+            if idx is not None:
+                idx_path.unlink(missing_ok=True)
+                what = f"cannot write {self.path}"
+            else:
+                what = f"cannot create the index {idx_path}"
+            raise RecordingError(f"{what}: {exc.strerror or exc}; nothing was recorded"
+                                 ) from exc
         self.flush_interval = flush_interval
         self.sync_interval = sync_interval
         self.index_interval = index_interval
@@ -117,8 +139,6 @@ class RecordingWriter:
         self._sync: Future | None = None  # the background fsync in flight, if any
         self.records = 0
         self.bytes = 0
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
 
     def write(self, kind: Kind, payload: bytes, host_time: float) -> None:
         """Append one record (large payloads are split)."""

@@ -136,6 +136,38 @@ def test_missing_file_and_no_overwrite(tmp_path):
         RecordingWriter(p)
 
 
+def test_index_that_cannot_be_created_is_one_error_and_leaves_no_file(tmp_path, monkeypatch):
+    """<file>.gbrec.idx a directory: RecordingError naming the index (not a raw
+    IsADirectoryError), and no empty .gbrec left to block the next attempt."""
+    (tmp_path / "a.gbrec.idx").mkdir()
+    with pytest.raises(RecordingError, match=r"cannot create the index .*a\.gbrec\.idx"):
+        RecordingWriter(tmp_path / "a.gbrec", {})
+    assert not (tmp_path / "a.gbrec").exists()
+    (tmp_path / "a.gbrec.idx").rmdir()
+    _write(tmp_path / "a.gbrec")  # the same name works once the cause is gone
+    assert len(list(RecordingReader(tmp_path / "a.gbrec").records())) > 100
+
+    def broken(fd):  # the disk fails as the header is synced
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(RecordingError, match="cannot write .*b.gbrec: No space left"):
+        RecordingWriter(tmp_path / "b.gbrec", {})
+    assert not (tmp_path / "b.gbrec").exists() and not (tmp_path / "b.gbrec.idx").exists()
+
+
+def test_cli_record_with_an_unusable_index_path_is_one_line(tmp_path):
+    (tmp_path / "x.gbrec.idx").mkdir()
+    p = subprocess.run([sys.executable, "-m", "bridge.cli", "stream", "sim://demo?speed=20",
+                        "--record", str(tmp_path / "x.gbrec"), "--duration", "1", "--view",
+                        "quiet"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip().splitlines() == [
+        f"glutebridge: error: cannot create the index {tmp_path / 'x.gbrec.idx'}: "
+        "Is a directory; nothing was recorded"]
+    assert not (tmp_path / "x.gbrec").exists()
+
+
 def test_sigkill_mid_recording_loses_at_most_the_last_second(tmp_path):
     p = tmp_path / "killed.gbrec"
     code = textwrap.dedent(f"""
