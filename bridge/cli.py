@@ -42,6 +42,7 @@ def _outputs(args, title: str = "glutebridge", default_report: str | None = None
                   lsl=getattr(args, "lsl", False), age=getattr(args, "age", None),
                   title=title, force=getattr(args, "force", False))
     out.check_files()
+    out.check_services()
     if out.report_path is None:
         out.report_path = default_report
     return out

@@ -240,6 +240,36 @@ def test_bad_input_gives_one_clear_line(tmp_path, args, message):
     assert not (tmp_path / "out").exists() and not (tmp_path / "report.html").exists()
 
 
+@pytest.mark.parametrize("output", ["--lsl", "--dashboard"])
+def test_an_output_that_cannot_run_fails_before_connecting_or_recording(tmp_path, output):
+    """pylsl missing / the dashboard's port taken: one line, before the wearable is
+    connected and before --record makes a file (it was left holding the handshake, and
+    the same command, run again once pylsl was installed, stopped at "exists")."""
+    import socket
+
+    env, args = {}, [output]
+    with socket.socket() as busy:
+        if output == "--lsl":  # a pylsl that cannot be imported, first on the path
+            (tmp_path / "nolsl" / "pylsl").mkdir(parents=True)
+            (tmp_path / "nolsl" / "pylsl" / "__init__.py").write_text(
+                "raise ImportError('No module named pylsl')\n")
+            env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "nolsl"), str(REPO)])
+            message = "pip install 'glutebridge[lsl]'"
+        else:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            args += ["--port", busy.getsockname()[1]]
+            message = f"cannot serve the dashboard on 127.0.0.1:{busy.getsockname()[1]}"
+        r = glutebridge("stream", "sim://demo?speed=10", *args, "--record", "x.gbrec",
+                        "--duration", "1", "--view", "lines", cwd=tmp_path, env_extra=env,
+                        timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert r.stderr.startswith("glutebridge: error:") and message in r.stderr, r.stderr
+    assert "connected:" not in r.stdout  # the wearable was not connected first
+    assert not (tmp_path / "x.gbrec").exists() and not (tmp_path / "x.gbrec.idx").exists()
+
+
 def test_sigkill_while_recording_leaves_an_analysable_file(tmp_path):
     """kill -9 mid-stream: the file opens, replays and analyses; at most 1 s is lost."""
     import signal

@@ -134,3 +134,84 @@ def test_channel_count_change_is_refused():
     with pytest.raises(ValueError, match="changed from 3 to 2 channels"):
         sink.on_chunk(mk(2))
     sink.close()
+
+
+def _old_recording(path, device, seconds=4.0, age=3600.0):
+    """A recording of the virtual wearable made ``age`` s ago (its host times are this
+    process's monotonic clock then), written without waiting for it."""
+    import firmware_protocol as fp
+    from bridge.recording import Kind, RecordingWriter
+    from bridge.simulator import scenarios
+    from bridge.simulator.device import VirtualWearable
+
+    sig = scenarios.build("demo", seed=0)
+    n = int(seconds * sig.emg_rate)
+    sig = type(sig)(sig.emg[:n], sig.emg_rate, sig.emg_labels, sig.imu[:n // 10], sig.imu_rate)
+    w = VirtualWearable(sig)
+    t0 = time.monotonic() - age
+    with RecordingWriter(path, {"url": "sim://demo", "transport": "stream",
+                                "device": device}) as rec:
+        for seq, cmd in enumerate((fp.handshake.hello, fp.handshake.start)):
+            rec.write(Kind.DATA_OUT, fp.encode(cmd(seq)), t0)
+            rec.data_in(w.receive(fp.encode(cmd(seq))), t0 + 0.001)
+        t = 0.0
+        while not w.finished:
+            t += 0.02
+            rec.data_in(w.advance(0.02), t0 + t + 0.002)
+    return t0
+
+
+async def test_replayed_recording_is_stamped_now_not_when_it_was_recorded(tmp_path):
+    """`replay FILE --lsl`: LSL stamps follow the replay (local_clock now), in order and
+    1/rate apart.  They were the recorded host times: an hour-old recording's samples
+    arrived stamped an hour ago, far from every other stream of a LabRecorder session."""
+    import asyncio
+
+    from bridge.commands.run import Outputs
+    from bridge.commands.streaming import replay
+
+    device = f"gbreplay{time.monotonic_ns()}"
+    path = tmp_path / "old.gbrec"
+    recorded_at = _old_recording(path, device)
+    start = pylsl.local_clock()
+    task = asyncio.create_task(replay(str(path), speed=1.0, out=Outputs(view="quiet", lsl=True)))
+    inlet = await asyncio.to_thread(_resolve, "source_id", f"glutebridge-{device}-1")
+    data, stamps = [], []
+    while not task.done() or not data:
+        d, t = await asyncio.to_thread(inlet.pull_chunk, 0.2)
+        data += d
+        stamps += t
+        assert time.monotonic() - start < 30
+    await task
+    d, t = await asyncio.to_thread(inlet.pull_chunk, 0.5)
+    data, stamps = data + d, stamps + t
+    end = pylsl.local_clock()
+    assert inlet.info().channel_count() == len(data[0]) == 8
+    assert len(data) > 2000  # more than a second of the 4 s played at 1x
+    stamps = np.array(stamps)
+    assert start - 0.5 < stamps[0] and stamps[-1] < end + 0.5, (start, stamps[[0, -1]], end)
+    assert abs(stamps[0] - recorded_at) > 3000
+    steps = np.diff(stamps)
+    assert steps.min() > 0 and np.median(steps) == pytest.approx(1 / 2000.0, rel=1e-3)
+
+
+async def test_demo_as_fast_as_possible_is_stamped_from_now(monkeypatch):
+    """`demo --speed 0 --lsl`: the in-process wearable's host clock starts at 0, so the
+    stamps start at local_clock() now (they were 0.0 .. 49 s: hours before now)."""
+    import bridge.sinks.lsl as lsl_mod
+    from bridge.commands.run import Outputs
+    from bridge.commands.streaming import demo
+
+    sinks = []
+
+    class Spy(lsl_mod.LslSink):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            sinks.append(self)
+
+    monkeypatch.setattr(lsl_mod, "LslSink", Spy)
+    start = pylsl.local_clock()
+    await demo(scenario="holds", speed=0, out=Outputs(view="quiet", lsl=True))
+    (sink,) = sinks
+    assert sink.pushed_samples > 40 * 2000  # 49 s played (a few packets lost on purpose)
+    assert start <= sink.lsl_time(0.0) <= pylsl.local_clock()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,13 +51,36 @@ class Outputs:
         check_new(self.json_path, force=self.force)
         check_new(self.report_path, force=self.force)
 
+    def check_services(self) -> None:
+        """Fail now, with one line, if an output cannot run: pylsl missing for ``lsl``, the
+        dashboard's port taken.  Commands check before they connect (a BLE link takes
+        seconds) and before they create a ``--record`` file, which would then exist and
+        block the same command, run again once the cause is fixed."""
+        if self.lsl:
+            from bridge.sinks.lsl import load_pylsl
+            load_pylsl()
+        if self.dashboard:
+            from bridge.sinks.dashboard import check_port
+            check_port(port=self.dashboard_port)
+
 
 async def run_session(items, session: Session, out: Outputs, *, stats=None,
-                      keep_traces: bool = True, extra_sinks=()) -> dict:
+                      keep_traces: bool = True, extra_sinks=(),
+                      live_clock: bool | None = None) -> dict:
     """Drive ``session`` from ``items`` with the outputs of ``out``; return the results.
 
     ``extra_sinks`` get the events too (e.g. a guided protocol waiting for one).
+    ``live_clock``: the items' host times are this process's ``time.monotonic()`` as
+    they arrive (live sources).  Not so for a replay (the times recorded, minutes or
+    days ago) or the in-process wearable at ``--speed 0`` (a simulated clock from 0):
+    there LSL stamps are anchored to now instead.  None: False for a ``replay://``
+    connection, else True.
     """
+    if live_clock is None:
+        from bridge.sources.replay import ReplayTransport
+        t = getattr(items, "transport", None)
+        t = getattr(t, "inner", t)  # a RecordingTransport records what it wraps
+        live_clock = not isinstance(t, ReplayTransport)
     console = out.console
     view = out.view
     if view == "auto":
@@ -89,7 +113,7 @@ async def run_session(items, session: Session, out: Outputs, *, stats=None,
             sinks.append(dash)
         if out.lsl:
             from bridge.sinks.lsl import LslSink
-            lsl = LslSink()
+            lsl = LslSink(host_clock=time.monotonic if live_clock else None)
             stack.callback(getattr(lsl, "close", lambda: None))
             sinks.append(lsl)
         on_tick = None

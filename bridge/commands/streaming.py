@@ -71,7 +71,7 @@ async def demo(*, scenario: str = "demo", seed: int = 0, speed: float = 2.0,
                               device=f"sim://{scenario}")
         results = await run_session(items,
                                     session, out, stats=lambda: _sim_stats(stats),
-                                    extra_sinks=[note])
+                                    extra_sinks=[note], live_clock=False)
         note.after(results)
         return results
     return await stream(f"sim://{scenario}", out=out, record=record, profile=profile,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 from collections import deque
 from http import HTTPStatus
 from importlib import resources
@@ -46,7 +47,7 @@ from bridge.session import PhaseEvent
 from bridge.sinks.jsonl import event_to_dict
 from bridge.stream import Gap, SampleChunk
 
-__all__ = ["Dashboard", "DashboardError"]
+__all__ = ["Dashboard", "DashboardError", "check_port"]
 
 _ASSETS = {"/": ("index.html", "text/html; charset=utf-8"),
            "/index.html": ("index.html", "text/html; charset=utf-8"),
@@ -67,6 +68,26 @@ def _ws():
         raise DashboardError("the dashboard needs the 'websockets' package (>= 13): "
                              "pip install websockets") from exc
     return serve, broadcast, Headers, Response
+
+
+def check_port(host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Raise :class:`DashboardError` now if ``port`` cannot be served (another program
+    listens there): commands check before they connect to a wearable or create a
+    recording, so the error does not come after those.  Binds and releases the port as
+    the server will (SO_REUSEADDR, like asyncio's servers on POSIX)."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            if os.name == "posix":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as exc:
+        raise DashboardError(f"cannot serve the dashboard on {host}:{port} "
+                             f"({exc.strerror or exc}); choose another --port "
+                             "(0 picks a free one)") from exc
 
 
 def _r(x: float, nd: int = 4):

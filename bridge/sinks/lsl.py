@@ -13,7 +13,8 @@ With the default ``host_clock=time.monotonic`` the offset between the two
 clocks is measured once (both are the system's monotonic clock on Linux,
 so it is ~0); with ``host_clock=None`` the first item's host time is
 anchored to ``local_clock()`` at its arrival (for simulated sessions whose
-host clock starts at 0).  Lost samples are not filled: the timestamps jump
+host clock starts at 0; the CLI uses it for ``replay`` and ``demo --speed 0``,
+whose host times are the recorded or simulated ones, not now).  Lost samples are not filled: the timestamps jump
 over the gap, which is how LSL consumers see missing data.
 
 Install with ``pip install glutebridge[lsl]``; pylsl ships liblsl for glibc
