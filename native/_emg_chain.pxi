@@ -18,6 +18,7 @@ cdef extern from "emg_kernels.h" nogil:
         double* ezs_alt
         int v8, v4s
         double gpre, gout
+        const double* cvec
         unsigned sym, unit_pos, unit_neg, esym, eunit_pos, eunit_neg
         double* p1
         double* p2
@@ -120,17 +121,19 @@ cdef class _Chain:
     cdef double* p2
     cdef double* ring
     cdef double* sumsq
+    cdef double* cvec
+    cdef void* cvec_mem
     cdef emg_chain_t k
 
     def __cinit__(self):
         self.sos = NULL; self.zi = NULL; self.zs = NULL; self.esos = NULL
         self.ezs = NULL; self.zs_b = NULL; self.ezs_b = NULL; self.v = NULL; self.p1 = NULL; self.p2 = NULL
-        self.ring = NULL; self.sumsq = NULL
+        self.ring = NULL; self.sumsq = NULL; self.cvec = NULL; self.cvec_mem = NULL
 
     def __init__(self, Py_ssize_t channels, const double[:, ::1] sos,
                  const double[:, ::1] zi, int prime, int tkeo, int env_mode,
                  const double[:, ::1] env_sos, Py_ssize_t rms_window):
-        cdef Py_ssize_t i, j
+        cdef Py_ssize_t i, j, ln
         if channels < 1 or sos.shape[1] != 6 or zi.shape[0] != sos.shape[0] or zi.shape[1] != 2:
             raise ValueError("bad chain geometry")
         if env_mode == ENV_LOWPASS and env_sos.shape[1] != 6:
@@ -194,6 +197,19 @@ cdef class _Chain:
         self.undoable = not tkeo and env_mode != ENV_RMS
         self.k.v8 = emg_cpu_v8() if self.nc == 8 else 0
         self._pick_forms()
+        # the 8-wide path's coefficient vectors, made once (each call built
+        # them on its stack: 5 broadcasts and 5 64-byte stores per section)
+        self.cvec_mem = malloc((self.ns + self.ne) * 5 * 64 + 64)
+        if self.cvec_mem == NULL:
+            raise MemoryError()
+        self.cvec = <double*>((<size_t>self.cvec_mem + 63) & ~(<size_t>63))
+        for i in range(self.ns + self.ne):
+            for j in range(5):
+                for ln in range(8):
+                    self.cvec[(i * 5 + j) * 8 + ln] = (
+                        self.sos[6 * i + (j if j < 3 else j + 1)] if i < self.ns
+                        else self.esos[6 * (i - self.ns) + (j if j < 3 else j + 1)])
+        self.k.cvec = self.cvec
         self.k.esos = self.esos
         self.k.ezs = self.ezs
         self.k.p1 = self.p1
@@ -245,7 +261,7 @@ cdef class _Chain:
     def __dealloc__(self):
         free(self.sos); free(self.zi); free(self.zs); free(self.esos); free(self.ezs)
         free(self.zs_b); free(self.ezs_b)
-        free(self.v); free(self.p1); free(self.p2); free(self.ring); free(self.sumsq)
+        free(self.v); free(self.p1); free(self.p2); free(self.ring); free(self.sumsq); free(self.cvec_mem)
 
     cpdef reset(self):
         """Forget all history (filters re-prime on the next sample)."""

@@ -7,7 +7,7 @@ results are identical for any split of the input into blocks.  Validation,
 defaults and filter design live in ``bridge/emg.py``; this module trusts its
 inputs except where a wrong one would crash.
 """
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset, memcpy
 from libc.math cimport isfinite
 cimport numpy as cnp

@@ -48,6 +48,8 @@ typedef struct {
        the pre-filter's output is gpre x the cascade's, the envelope is
        gout x what the sections give (both products of the b0s). */
     double gpre, gout;
+    const double *cvec;  /* emg_chain_v8: the coefficients as 8-wide vectors
+                            (64-byte aligned; [ns + ne][5][8]) */
     /* emg_chain_v8: sections with b0 = b2 = 1 (sym), and those of them
        with b1 = +2 / -2 that take the add form (unit_pos / unit_neg);
        the same for the envelope sections (e...) */
@@ -358,13 +360,10 @@ emg_chain_v8_body(emg_chain_t *ch, const double *restrict x, ptrdiff_t n,
         memcpy(&e0[s], ch->ezs + 16 * s, 64);
         memcpy(&e1[s], ch->ezs + 16 * s + 8, 64);
     }
-    emg_v8 cf[EMG_V8_MAX_NS][5], ecf[1][5];
-    for (int s = 0; s < ns; s++)
-        for (int k = 0; k < 5; k++)
-            cf[s][k] = (emg_v8){0} + sos[6 * s + (k < 3 ? k : k + 1)];
-    for (int s = 0; s < ne; s++)
-        for (int k = 0; k < 5; k++)
-            ecf[s][k] = (emg_v8){0} + esos[6 * s + (k < 3 ? k : k + 1)];
+    const emg_v8 (*cf)[5] = (const emg_v8 (*)[5])__builtin_assume_aligned(ch->cvec, 64);
+    const emg_v8 (*ecf)[5] = cf + ns;
+    (void)sos;
+    (void)esos;
     const unsigned sym = ch->sym, upos = ch->unit_pos, uneg = ch->unit_neg;
     const unsigned esym = ch->esym, eupos = ch->eunit_pos, euneg = ch->eunit_neg;
     const emg_v8 gpre = (emg_v8){0} + ch->gpre, gout = (emg_v8){0} + ch->gout;
