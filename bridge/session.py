@@ -74,8 +74,9 @@ class BalanceEvent:
 
     device: str
     leg: str
-    time: float
+    time: float  # s on the session timeline (IMU sample / rate)
     event: object  # the balance core's event dataclass
+    host_time: float = math.nan  # s, host clock (of the event's IMU sample)
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,8 +403,9 @@ class Session:
             dev.stance_base = c.first_sample  # the test's sample 0
         out = []
         for ev in test.process(dev.imu_bridge.block(c.samples)):
-            t = (dev.stance_base + ev.sample) / c.rate
-            out.append(BalanceEvent(c.device, dev.stance_leg, t, ev))
+            s = dev.stance_base + ev.sample
+            out.append(BalanceEvent(c.device, dev.stance_leg, s / c.rate, ev,
+                                    c.host_time + (s - c.first_sample) / c.rate))
         if test.result is not None:  # countdown over: the trial is decided
             dev.stance_results.append((dev.stance_leg, test.result))
             dev.stance = None

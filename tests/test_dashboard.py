@@ -149,8 +149,8 @@ def test_balance_timer_state_from_the_real_stance_core():
     test = SingleLegStanceTest(200.0, duration=15.0, leg="right")
     dash = Dashboard(port=0, stance_goal=15.0)
     dash.on_event(PhaseEvent("d", "stance", "right", 40.0, 40.0))
-    for ev in test.process(imu):
-        dash.on_event(BalanceEvent("d", "right", 40.0, ev))
+    for ev in test.process(imu):  # on the session timeline, as Session makes them
+        dash.on_event(BalanceEvent("d", "right", 40.0 + ev.sample / 200.0, ev))
     s = dash._snapshot()["stance"]
     assert s["leg"] == "right" and s["goal"] == 15.0
     assert s["start"] == pytest.approx(40.0 + 3.0, abs=0.6)  # lift-off 3 s into the phase
@@ -282,3 +282,35 @@ async def test_header_counts_lost_samples_when_run_as_a_sink():
     gaps = session.devices["sim"].gaps
     assert gaps and dash._message("update", [], [], [])["link"] == {
         "lost": sum(g.n_samples for g in gaps), "gaps": len(gaps)}
+
+
+async def test_cli_dashboard_counts_down_to_the_sessions_stance_goal(monkeypatch):
+    """`stream ... --stance-duration 20 --dashboard`: the page's balance timer read
+    "16.5 / 30 s" while the terminal's trial ran to 20 s (the CLI built the dashboard with
+    its default goal)."""
+    import bridge.sinks.dashboard as dash_mod
+    from bridge.commands.run import Outputs, run_session
+    from bridge.simulator import scenarios
+
+    made, seen = [], []
+
+    class Spy(dash_mod.Dashboard):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self)
+
+        def on_event(self, event):
+            super().on_event(event)
+            if self._stance is not None and self._stance.get("start") is not None:
+                seen.append(self._snapshot()["stance"]["goal"])
+
+    monkeypatch.setattr(dash_mod, "Dashboard", Spy)
+    session = Session(stance_duration=20.0)
+    results = await run_session(virtual_items(scenarios.build("single-leg", seed=0), speed=0),
+                                session, Outputs(view="quiet", dashboard=True,
+                                                 dashboard_port=0))
+    (dash,) = made
+    stance = [r for ph in results["devices"]["sim"]["phases"] if ph["phase"] == "stance"
+              for r in ph["stance"]]
+    assert [r["goal"] for r in stance] == [20.0, 20.0]
+    assert seen and set(seen) == {20.0}  # while standing, before any result arrived

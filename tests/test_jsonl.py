@@ -97,14 +97,21 @@ def test_balance_events_from_the_real_stance_core():
     out = io.StringIO()
     sink = JsonlSink(out)
     t0 = 50.0  # the stance phase starts 50 s into the session
+    # ... and its test 25 ms later: the phase marker came after the IMU block holding its
+    # time (as over the sim transport), so the core's sample 0 is the next block's first
+    lag = 0.025
     sink(PhaseEvent("d", "stance", "left", t0, 1000.0))
-    for ev in evs:
-        sink(BalanceEvent("d", "left", t0 + 3.0, ev))
+    for ev in evs:  # the times Session gives them: (test's first sample + sample) / rate
+        s = t0 + lag + ev.sample / 200.0
+        sink(BalanceEvent("d", "left", s, ev, s + 950.0005))
     objs = [json.loads(x) for x in out.getvalue().splitlines()][1:]
     kinds = [o["type"] for o in objs]
     assert kinds[0] == "stance_baseline" and "stance_start" in kinds and "touchdown" in kinds
     for o, ev in zip(objs, evs):
-        assert o["time"] == pytest.approx(t0 + ev.t) and o["phase_time"] == ev.t
+        # time is the session's (what the terminal prints), not phase start + the core's t
+        assert o["time"] == pytest.approx(t0 + lag + ev.sample / 200.0, abs=1e-9)
+        assert o["host_time"] == pytest.approx(o["time"] + 950.0005, abs=1e-9)
+        assert o["phase_time"] == ev.t and ev.t == pytest.approx(ev.sample / 200.0)
         assert o["leg"] == "left"
     td = objs[kinds.index("touchdown")]
     assert td["time"] == pytest.approx(t0 + truth.touchdowns[0], abs=0.5)

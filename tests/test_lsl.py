@@ -215,3 +215,40 @@ async def test_demo_as_fast_as_possible_is_stamped_from_now(monkeypatch):
     (sink,) = sinks
     assert sink.pushed_samples > 40 * 2000  # 49 s played (a few packets lost on purpose)
     assert start <= sink.lsl_time(0.0) <= pylsl.local_clock()
+
+
+async def test_balance_markers_are_stamped_at_their_imu_sample():
+    """Stance markers carry the host time of their IMU sample, as muscle markers carry
+    theirs: they were stamped local_clock() at the push, i.e. when decided (lift-off
+    0.4 s late live) or, racing through a replay or demo --speed 0, at wall-clock time
+    that has nothing to do with the samples'."""
+    from bridge.runner import virtual_items
+    from bridge.session import BalanceEvent, Session
+    from bridge.simulator import scenarios
+
+    name = f"gbstance{time.monotonic_ns()}"
+    sink = LslSink(name, host_clock=None)
+    try:
+        marks_in = _resolve("source_id", f"{name}-markers")
+        assert sink.marker_outlet.wait_for_consumers(10)
+        session, balance = Session(), []
+        async for item in virtual_items(scenarios.build("single-leg", seed=0), speed=0,
+                                        device="pod"):
+            if isinstance(item, SampleChunk):
+                sink.on_chunk(item)
+            for ev in session.handle(item):
+                sink(ev)
+                if isinstance(ev, BalanceEvent):
+                    balance.append(ev)
+        assert len(balance) >= 6  # baseline, start, result per leg; a touchdown
+        marks, stamps = _pull(marks_in, sink.pushed_markers)
+        got = [(json.loads(m[0]), t) for m, t in zip(marks, stamps)]
+        got = [(o, t) for o, t in got if "leg" in o]
+        assert [o["time"] for o, _ in got] == pytest.approx([e.time for e in balance])
+        origin = sink.lsl_time(0.0)  # the simulated host clock runs with session time
+        for (o, t), ev in zip(got, balance):
+            assert o["host_time"] == pytest.approx(ev.host_time)
+            # (the simulated host clock advances in 20 ms steps: the clock fit is that close)
+            assert t - origin == pytest.approx(ev.time, abs=0.02), o["type"]
+    finally:
+        sink.close()

@@ -106,7 +106,8 @@ async def run_session(items, session: Session, out: Outputs, *, stats=None,
     async with contextlib.AsyncExitStack() as stack:
         if out.dashboard:
             from bridge.sinks.dashboard import Dashboard
-            dash = Dashboard(port=out.dashboard_port)
+            # the balance timer counts down to the session's goal (--stance-duration)
+            dash = Dashboard(port=out.dashboard_port, stance_goal=session.stance_duration)
             await dash.start()
             stack.push_async_callback(dash.stop)
             console.print(f"dashboard: {dash.url}", style="bold")

@@ -69,9 +69,11 @@ def _contraction(c) -> dict:
 def event_to_dict(event, stance_start: float | None = None) -> dict | None:
     """The JSON object for one session event, or None for objects that are not events.
 
-    Balance events carry times relative to the start of their stance phase;
-    pass that phase's start (``stance_start``, session time) to get absolute
-    ``time`` values (:class:`JsonlSink` tracks it from the phase events).
+    Balance events carry their session time and host time (``time``, ``host_time``);
+    the balance core's own times (``phase_time``, ``decided_t``...) count from the
+    stance test's first IMU sample.  ``stance_start`` (the stance phase's start,
+    session time) only serves events built without a session time (``time`` NaN):
+    it is added to the core's ``t`` (:class:`JsonlSink` tracks it from the phase events).
     """
     if isinstance(event, MuscleEvent):
         d = {"type": event.kind, "device": event.device, "time": _plain(event.time),
@@ -87,10 +89,16 @@ def event_to_dict(event, stance_start: float | None = None) -> dict | None:
     if isinstance(event, BalanceEvent):
         inner = event.event
         kind = _BALANCE_TYPES.get(type(inner).__name__, "balance")
-        t_rel = getattr(inner, "t", None)
-        # the balance core counts from the start of the stance phase: make it absolute
-        t = stance_start + t_rel if stance_start is not None and t_rel is not None else event.time
-        d = {"type": kind, "device": event.device, "leg": event.leg, "time": _plain(t)}
+        # ``time``: the session's own (its IMU sample / rate), as the terminal and the results
+        # give it.  Not phase start + the core's ``t``: the core counts from the first IMU
+        # sample it was fed, which lags the phase marker when that marker arrives after the
+        # IMU block holding its time (25 ms off over the sim transport).
+        t = event.time
+        if not (isinstance(t, (int, float)) and math.isfinite(t)):
+            t_rel = getattr(inner, "t", None)
+            t = stance_start + t_rel if stance_start is not None and t_rel is not None else t
+        d = {"type": kind, "device": event.device, "leg": event.leg, "time": _plain(t),
+             "host_time": _plain(getattr(event, "host_time", math.nan))}
         body = _plain(inner)
         if isinstance(body, dict):
             body.pop("leg", None)
