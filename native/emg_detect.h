@@ -325,6 +325,76 @@ static inline __attribute__((always_inline)) void emg_detect_channel(emg_det_t *
             if (j == i1)
                 break;
         }
+        if (s->state == EMG_CANDIDATE && s->have_base && s->rearm == 0.0) {
+            /* Fast path (a candidate onset, ~min_length): until a sample
+               would end it (below the offset threshold, or at the refine
+               level: rest again) or confirm it, only the sums, the peak and
+               the count above the onset level move; the same operations in
+               the same order as the per-sample path, which then takes the
+               sample that changes state (identical results). */
+            const double on = s->on_eff, off = s->off_thr, low = s->low_eff;
+            const double cth = d->confirm * on;
+            const long long raw = s->onset_raw, len_at = raw + d->min_len - 1;
+            double ps = s->pre_sum, pp = s->pre_peak;
+            long long above = s->above;
+            ptrdiff_t j = i;
+            for (; j < i1; j++) {
+                const double e = e_c[j * nc];
+                const int up = e > on;
+                if (e <= low || (!up && e < off))
+                    break;
+                const long long t = d->t0 + j;
+                const double nps = ps + e;
+                const long long nab = above + up;
+                if (nab >= d->min_on && t >= len_at && nps >= cth * (double)(t - raw + 1))
+                    break;
+                ps = nps;
+                pp = e > pp ? e : pp;
+                above = nab;
+            }
+            s->pre_sum = ps;
+            s->pre_peak = pp;
+            s->above = above;
+            i = j;
+            if (j == i1)
+                break;
+        } else if (s->state == EMG_PENDING_OFF && s->have_base) {
+            /* Fast path (a pending offset, ~min_gap): until the gap is
+               decided or the envelope comes back (merge), only the sums and
+               peaks move; as the per-sample path, which takes the deciding
+               sample (identical results). */
+            const double low = s->low_eff, on = s->on_thr;
+            const double rth = d->remerge * s->snap_sum;
+            const double span = (double)(s->cand_off - s->onset_raw);
+            const long long gap_at = s->cand_off + d->min_gap;
+            double ps = s->pre_sum, pp = s->pre_peak, acc = s->acc_sum, ap = s->acc_peak;
+            long long last_low = s->last_low;
+            ptrdiff_t j = i;
+            for (; j < i1; j++) {
+                const long long t = d->t0 + j;
+                const double e = e_c[j * nc];
+                if (t >= gap_at || (e > on && e * span > rth))
+                    break;
+                if (e <= low) {
+                    last_low = t;
+                    ps = 0.0;
+                    pp = 0.0;
+                } else {
+                    ps += e;
+                    pp = e > pp ? e : pp;
+                }
+                acc += e;
+                ap = e > ap ? e : ap;
+            }
+            s->pre_sum = ps;
+            s->pre_peak = pp;
+            s->acc_sum = acc;
+            s->acc_peak = ap;
+            s->last_low = last_low;
+            i = j;
+            if (j == i1)
+                break;
+        }
         /* General per-sample path. */
         const double e = e_c[i * nc];
         const long long t = d->t0 + i;
