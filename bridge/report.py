@@ -37,6 +37,7 @@ from scipy import stats as _stats
 
 from bridge.analytics.symmetry import BALANCED_LSI
 from bridge.errors import ConfigError
+from bridge.results import CUT_NOTE
 
 __all__ = ["ReportTraces", "EmgTrace", "SwayTrace", "render_report", "write_report"]
 
@@ -550,6 +551,30 @@ def _symmetry_section(reps) -> tuple[str, list[str]]:
     return "".join(html), findings
 
 
+def _reps_section(reps) -> str:
+    """Reps per muscle, as the terminal summary counts them (cut-off reps counted, flagged,
+    left out of the mean duration)."""
+    html, cut_any = [], False
+    for ph, summ in reps:
+        rows = []
+        for m in summ.get("muscles").list():
+            r = m.get("reps")
+            cut = r.value.get("n_partial") or 0
+            cut_any = cut_any or bool(cut)
+            rows.append([_e(_muscle(m.value["name"])), r.get("n_reps").num(0),
+                         r.get("n_partial").num(0),
+                         r.get("n_sets").num(0), r.get("mean_duration").num(2)])
+        if rows:
+            html.append(f"<h3>{_e(ph.value.get('arg') or 'reps')}</h3>"
+                        + _table(["muscle", "reps", "cut off", "sets", "mean duration (s)"],
+                                 rows))
+    if not html:
+        return '<p class="note">No reps phase in this session.</p>'
+    if cut_any:
+        html.append(f'<p class="note">{_e(CUT_NOTE[0].upper() + CUT_NOTE[1:])}.</p>')
+    return "".join(html)
+
+
 def _mvc_section(dev: _Node, reps) -> str:
     rows = []
     for ph, summ in reps:
@@ -612,14 +637,19 @@ def _holds_section(holds: list[tuple[_Node, _Node]]) -> tuple[str, list[str]]:
             for one in h.get("holds").list():
                 met = one.value.get("met")
                 rows.append([_e(_muscle(name)), one.get("index").num(0), one.get("onset").num(2),
-                             one.get("sustained").num(2), one.get("target").num(1),
-                             one.get("held_fraction").num(0, 100.0),
+                             ("at least " if met is None else "") + one.get("sustained").num(2),
+                             one.get("target").num(1), one.get("held_fraction").num(0, 100.0),
+                             # cut off before the target: neither met nor failed
+                             "not known (cut off)" if met is None else
                              '<span class="good">yes</span>' if met else '<span class="bad">no</span>'])
             best = h.value.get("best_sustained")
             bars.append((_muscle(name), [(best, "left" if name.endswith("_L") else "right")]))
             if best is not None:
-                findings.append(f"{_e(_muscle(name))}: held {h.get('best_sustained').num(1)} s "
-                                f"of {h.get('target').num(0)} s")
+                top = max(h.value.get("holds") or [{}], key=lambda x: x.get("sustained") or 0)
+                cut = top.get("partial") and not top.get("met")  # cut off short of the target
+                findings.append(f"{_e(_muscle(name))}: held {'at least ' if cut else ''}"
+                                f"{h.get('best_sustained').num(1)} s of {h.get('target').num(0)} s"
+                                + (" (cut off)" if cut else ""))
         html.append(f"<h3>hold {_e(ph.value.get('arg') or '')} s, from "
                     f"{ph.get('start').num(1)} s</h3>")
         html.append(_table(["muscle", "attempt", "onset (s)", "sustained (s)", "target (s)",
@@ -706,13 +736,38 @@ def _stance_section(stances, traces: list[SwayTrace], age: float | None) -> tupl
     return "".join(html), findings
 
 
+def _link_down(dev: _Node) -> tuple[str, str]:
+    """The session ended with the link down: (paragraph for Link quality, key finding)."""
+    down = dev.get("link_down_at_end")
+    if not down.value:
+        return "", ""
+    v = down.value
+    tries = v.get("reconnect_attempts") or 0
+    n = v.get("cut_contractions") or 0
+    para = (f'<p class="bad">The link was down at the end of the session: lost at '
+            f"{down.get('since').num(1)} s ({_e(v.get('reason') or '')}) and not back after "
+            f"{down.get('down_for').num(1)} s ({down.get('reconnect_attempts').num(0)} reconnect "
+            f"attempt{'s' if tries != 1 else ''}" + ("; the stream gave up" if v.get("gave_up")
+                                                      else "") + f"). No data after "
+            f"{down.get('since').num(1)} s"
+            + (f"; {down.get('cut_contractions').num(0)} contraction{'s' if n != 1 else ''} "
+               "cut off by it (marked &quot;cut&quot;: counted as reps, left out of mean "
+               "durations; a cut-off hold is neither met nor failed)" if n else "") + ".</p>")
+    finding = (f'<span class="bad">Link lost at {down.get("since").num(1)} s and not back '
+               f"({down.get('down_for').num(1)} s without it when the session ended)</span>: "
+               f"the data end there")
+    return para, finding
+
+
 def _link_section(dev: _Node, traces: ReportTraces | None) -> str:
     gaps = dev.get("gaps").list()
     per: dict = {}
     for g in gaps:
         per.setdefault((g.value["stream"], g.value["reason"]), []).append(g)
+    down, _ = _link_down(dev)
     if not gaps:
-        return "<p>No lost samples: every block arrived.</p>"
+        return down + ("<p>No gaps while the link was up.</p>" if down else
+                       "<p>No lost samples: every block arrived.</p>")
     rows = []
     name = dev.path[-1]
     for (stream, reason), gs in sorted(per.items()):
@@ -725,7 +780,8 @@ def _link_section(dev: _Node, traces: ReportTraces | None) -> str:
     detail = _table(["stream", "first sample", "samples", "reason"],
                     [[g.get("stream").num(0), g.get("first_sample").num(0),
                       g.get("n_samples").num(0), _e(g.value["reason"])] for g in gaps])
-    return (_table(["stream", "reason", "gaps", "samples lost", "lost (ms)", "lost (%)"], rows)
+    return (down + _table(["stream", "reason", "gaps", "samples lost", "lost (ms)", "lost (%)"],
+                          rows)
             + f"<details><summary>every gap ({len(gaps)})</summary>{detail}</details>"
             + '<p class="note">Lost samples are never bridged: contractions across a long gap '
               "are closed and marked truncated.</p>")
@@ -765,6 +821,7 @@ def _device_html(dev: _Node, traces: ReportTraces | None, age: float | None,
     prefix = f"{_e(name)}: " if multi else ""
     out = [f"<h2>{prefix}Activation timeline</h2>",
            _timeline_svg(dev, emg, traces.rates if traces else {}), _contractions_table(dev),
+           f"<h2>{prefix}Repetitions</h2>", _reps_section(reps),
            f"<h2>{prefix}Firing order and onset latencies</h2>", fire_html,
            f"<h2>{prefix}Left / right symmetry</h2>", sym_html,
            f"<h2>{prefix}%MVC</h2>", _mvc_section(dev, reps),
@@ -772,7 +829,8 @@ def _device_html(dev: _Node, traces: ReportTraces | None, age: float | None,
            f"<h2>{prefix}Holds</h2>", hold_html,
            f"<h2>{prefix}Single-leg balance</h2>", st_html,
            f"<h2>{prefix}Link quality</h2>", _link_section(dev, traces)]
-    return "".join(out), [prefix + x for x in f1 + f3 + f2 + f4]
+    _, down = _link_down(dev)  # the first thing to know: the data end where the link did
+    return "".join(out), [prefix + x for x in ([down] if down else []) + f1 + f3 + f2 + f4]
 
 
 def _css() -> str:

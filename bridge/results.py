@@ -13,6 +13,11 @@ from bridge.analytics.holds import hold_timing
 #: detected within ~0.1 s each (docs/emg.md), so 10.0 s held may measure 9.8 s.
 HOLD_TOLERANCE = 0.25
 
+#: How a rep seen only in part is counted (the terminal summary and the report say it).
+CUT_NOTE = ("cut off: a rep seen only in part (the link dropped, the stream was stopped, or it "
+            "was under way at the first sample) counts as a rep, but its duration is a lower "
+            "bound: mean durations are over the complete reps")
+
 #: Muscles that stand for each side in the firing order, in reference-first order.
 _SIDE_ORDER = ("glute_max", "hamstring", "erector")
 
@@ -156,5 +161,9 @@ def session_results(session, age: float | None = None) -> dict:
             "stance_comparison": stance_comparison(session, name, age),
             "gaps": [{"stream": g.stream, "first_sample": g.first_sample,
                       "n_samples": g.n_samples, "reason": g.reason} for g in dev.gaps],
+            # The link was lost and had not come back when the data ended (device switched
+            # off, then Ctrl-C or --give-up): no gap marks that hole, this does.
+            "link_down_at_end": (dev.link_down.to_dict()
+                                 if getattr(dev, "link_down", None) is not None else None),
         }
     return out

@@ -10,7 +10,6 @@ time (``speed`` x; 0 = as fast as possible).
 from __future__ import annotations
 
 import asyncio
-import asyncio
 import time
 from typing import AsyncIterator, Callable
 
@@ -122,7 +121,7 @@ async def run_items(items: AsyncIterator, session: Session, sinks,
         aclose = getattr(items, "aclose", None)
         if aclose is not None:
             await aclose()  # close the source now (disconnect, stop the device)
-    for ev in session.finish():
+    for ev in session.finish(now=time.monotonic()):
         for f in event_fns:
             f(ev)
     if on_tick is not None:

@@ -90,6 +90,28 @@ class LinkEvent:
 
 
 @dataclass
+class LinkDown:
+    """The link to a device is down: lost and (so far) not back.
+
+    Kept by the session from the connection's link items (``LinkState``); what is
+    left at the end of the data is the session's ``link_down_at_end`` (the results).
+    """
+
+    since: float  # session time of the newest sample when the link dropped
+    lost_at: float  # host time.monotonic() of the loss
+    reason: str  # why it dropped
+    down_for: float = 0.0  # s without the link (to the end of data once finished)
+    attempts: int = 0  # reconnect attempts made
+    gave_up: bool = False  # the connection stopped trying (--give-up)
+    cut_contractions: int = 0  # contractions open at the end: closed, marked truncated
+
+    def to_dict(self) -> dict:
+        return {"since": self.since, "down_for": self.down_for, "reason": self.reason,
+                "reconnect_attempts": self.attempts, "gave_up": self.gave_up,
+                "cut_contractions": self.cut_contractions}
+
+
+@dataclass
 class Phase:
     name: str
     arg: str
@@ -173,6 +195,7 @@ class _DeviceState:
         self.gaps: list[Gap] = []
         self.status: fp.Status | None = None
         self.info: fp.DeviceInfo | None = None
+        self.link_down: LinkDown | None = None  # lost and not (yet) back
 
 
 class Session:
@@ -318,8 +341,22 @@ class Session:
         if isinstance(p, fp.Ack):
             return [LinkEvent(e.device, "ack", t, p)]
         if isinstance(p, LinkState):  # the host's view of the link (bridge.sources.base)
+            self._link_change(dev, p)
             return [LinkEvent(e.device, "link", t, p)]
         return []
+
+    @staticmethod
+    def _link_change(dev: _DeviceState, p: LinkState) -> None:
+        """Follow the link: a loss that is still open at the end of data is reported."""
+        if p.state == "lost":
+            dev.link_down = LinkDown(dev.latest, p.host_time, p.reason)
+        elif p.state == "reconnected":
+            dev.link_down = None  # the hole is the disconnect Gap that follows
+        elif dev.link_down is not None:  # retrying, gave_up
+            down = dev.link_down
+            down.attempts = max(down.attempts, p.attempt)
+            down.down_for = max(down.down_for, p.down_for)
+            down.gave_up = down.gave_up or p.state == "gave_up"
 
     def _phase(self, dev, device, name, arg, t, host_time) -> list:
         out: list = []
@@ -433,19 +470,31 @@ class Session:
                           f"ended before its countdown ({why}): no result")]
 
     # ------------------------------------------------------------------ end
-    def finish(self) -> list:
-        """End of data: close open contractions, phases and stance tests."""
+    def finish(self, now: float | None = None) -> list:
+        """End of data: close open contractions, phases and stance tests.
+
+        ``now``: the host's ``time.monotonic()`` at the end (live sources): a link that
+        was lost and never came back was down until then (``link_down_at_end``).
+        """
         out: list = []
         for name, dev in self.devices.items():
+            down = dev.link_down
             for st in dev.emg.values():
-                out += self._emg_events(name, st, st.detector.finish())
+                ends = self._emg_events(name, st, st.detector.finish())
+                if down is not None:  # cut off by the loss: closed at the last sample
+                    down.cut_contractions += sum(e.kind == "offset" for e in ends)
+                out += ends
+            if down is not None and now is not None:
+                down.down_for = max(down.down_for, now - down.lost_at)
             if dev.phases and dev.phases[-1].end is None:
                 last = dev.phases[-1]
                 # The data ran to the newest sample (EMG or IMU), not just to the last offset.
                 last.end = max([c.offset for st in dev.emg.values() for c in st.contractions]
                                + [last.start, dev.latest])
                 if last.name == "stance":
-                    out += self._end_stance(dev, name)
+                    out += self._end_stance(dev, name, "the protocol moved on" if down is None
+                                            else f"the link was lost at {down.since:.1f} s "
+                                            "and did not come back")
         return out
 
     def contractions(self, device: str | None = None) -> list[Contraction]:

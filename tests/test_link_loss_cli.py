@@ -165,6 +165,11 @@ def test_stream_reports_link_loss_reconnects_and_ctrl_c_summarises(tmp_path):
         res = json.loads((tmp_path / "r.json").read_text())
         assert res["interrupted"] is True
         assert res["link"]["link_losses"] == 2 and res["link"]["reconnects"] == 1
+        # It ended with the link down: the summary and the file say so (and since when).
+        (dev,) = res["devices"].values()
+        down = dev["link_down_at_end"]
+        assert down is not None and not down["gave_up"] and down["down_for"] > 0
+        assert "Link DOWN at the end: lost at" in text
     finally:
         for p in (sim, stream):
             if p.poll() is None:
@@ -336,6 +341,9 @@ def test_give_up_ends_the_session_with_its_summary_and_one_error_line(tmp_path):
     assert "ended" in res
     (dev,) = res["devices"].values()
     assert len(dev["contractions"]) >= 20
+    down = dev["link_down_at_end"]  # not "0 gaps, 0 samples lost" and nothing else
+    assert down["gave_up"] and down["down_for"] > 1.5 and down["reconnect_attempts"] >= 1
+    assert f"Link DOWN at the end: lost at {down['since']:.1f} s" in out
 
 
 # ------------------------------------------------------- a link that goes quiet

@@ -114,6 +114,16 @@ def duration_of(c: Any) -> float:
     return float(c.offset) - float(c.onset)
 
 
+def is_partial(c: Any) -> bool:
+    """Whether only part of contraction ``c`` was seen, so its duration is a lower bound.
+
+    ``truncated``: closed by a link gap, a link lost for good or the end of the data (Ctrl-C)
+    while the muscle was still contracting; ``censored_onset``: already contracting at the
+    first sample.  Both attributes are optional (False when absent).
+    """
+    return bool(getattr(c, "truncated", False) or getattr(c, "censored_onset", False))
+
+
 def check_names(channel_names: Mapping[int, str]) -> dict[int, str]:
     """Channel-index -> muscle-name mapping with unique names."""
     if not isinstance(channel_names, Mapping) or not channel_names:

@@ -9,7 +9,11 @@ Two sources of the same answer:
   (e.g. 30 % MVC), bridging dips shorter than ``max_dip`` seconds.
 
 A hold *meets* its target when ``sustained >= target - tolerance``; the held
-fraction is ``min(sustained / target, 1)``.
+fraction is ``min(sustained / target, 1)``.  A hold seen only in part (cut off by a
+link loss or the end of the data, or already under way at the first sample) that did
+not reach the target has ``met = None``: how long it would have lasted is unknown, so it
+is neither met nor failed, and it is left out of the mean sustained time and held
+fraction (``partial``; it still counts as an attempt and for the best time).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from bridge.analytics._base import (
     check_rate,
     check_signal,
     duration_of,
+    is_partial,
 )
 from bridge.analytics.reps import mean_or_none
 from bridge.errors import ConfigError
@@ -46,14 +51,18 @@ class Hold(Result):
     target: float  # s
     sustained: float  # s actually held
     held_fraction: float  # min(sustained / target, 1)
-    met: bool
-    shortfall: float  # s missing to the target (0 when met)
+    met: bool | None  # None: cut off before the target (partial), so not known
+    shortfall: float | None  # s missing to the target (0 when met, None when not known)
     peak: float
     mean: float
     pct_mvc: float | None
+    partial: bool = False  # seen only in part: ``sustained`` is a lower bound
 
     def describe(self) -> str:
         """Short text for a live view, e.g. ``'glute_L holds 6.0 s of 10 s'``."""
+        if self.met is None:
+            return (f"{self.name} holds at least {self.sustained:.1f} s of {self.target:g} s "
+                    "(cut off)")
         return f"{self.name} holds {self.sustained:.1f} s of {self.target:g} s"
 
 
@@ -68,15 +77,18 @@ class HoldSummary(Result):
     n_holds: int
     n_met: int
     holds: tuple[Hold, ...]
-    mean_sustained: float | None
+    mean_sustained: float | None  # over the complete holds
     best_sustained: float | None
-    mean_held_fraction: float | None
+    mean_held_fraction: float | None  # over the complete holds
+    n_partial: int = 0  # holds seen only in part (see Hold.partial)
 
     def describe(self) -> str:
         if not self.holds:
             return f"{self.name}: no holds"
+        mean = "" if self.mean_sustained is None else f", mean {self.mean_sustained:.1f} s"
+        cut = f"; {self.n_partial} cut off" if self.n_partial else ""
         return (f"{self.name}: {self.n_met} of {self.n_holds} holds reached {self.target:g} s "
-                f"(best {self.best_sustained:.1f} s, mean {self.mean_sustained:.1f} s)")
+                f"(best {self.best_sustained:.1f} s{mean}){cut}")
 
 
 def hold_timing(
@@ -112,22 +124,25 @@ def hold_timing(
         if int(c.channel) != channel or d < min_duration:
             continue
         # 1 ns slack: onset/offset are floats, 10.1 - 0.1 must meet a 10 s target
+        partial = is_partial(c)
         met = d >= target - tolerance - 1e-9
         holds.append(Hold(
             index=len(holds) + 1, channel=channel, name=label,
             onset=float(c.onset), offset=float(c.offset), target=target, sustained=d,
-            held_fraction=min(d / target, 1.0), met=met,
-            shortfall=0.0 if met else target - d,
+            held_fraction=min(d / target, 1.0), met=True if met else None if partial else False,
+            shortfall=0.0 if met else None if partial else target - d,
             peak=float(c.peak), mean=float(c.mean),
-            pct_mvc=None if c.pct_mvc is None else float(c.pct_mvc),
+            pct_mvc=None if c.pct_mvc is None else float(c.pct_mvc), partial=partial,
         ))
     sustained = [h.sustained for h in holds]
+    complete = [h for h in holds if not h.partial]
     return HoldSummary(
         channel=channel, name=label, target=target, tolerance=tolerance,
-        n_holds=len(holds), n_met=sum(h.met for h in holds), holds=tuple(holds),
-        mean_sustained=mean_or_none(sustained),
+        n_holds=len(holds), n_met=sum(h.met is True for h in holds), holds=tuple(holds),
+        mean_sustained=mean_or_none(h.sustained for h in complete),
         best_sustained=max(sustained) if sustained else None,
-        mean_held_fraction=mean_or_none(h.held_fraction for h in holds),
+        mean_held_fraction=mean_or_none(h.held_fraction for h in complete),
+        n_partial=len(holds) - len(complete),
     )
 
 

@@ -1,7 +1,11 @@
 """Repetitions and sets from one muscle's contractions.
 
 Every contraction (at least ``min_duration`` long) of the chosen channel is one
-repetition.  Reps are grouped into sets: a rest longer than ``set_gap`` seconds
+repetition.  A contraction seen only in part (cut off by a link loss or the end of the
+data, or already under way at the first sample: ``truncated``/``censored_onset``) still
+counts as a rep -- the client did it -- but is flagged ``partial``: its duration is only a
+lower bound, so it is left out of the set's mean duration (it stays in the time under
+tension, as measured).  Reps are grouped into sets: a rest longer than ``set_gap`` seconds
 (from one rep's offset to the next rep's onset) starts a new set.  Typical
 strength work (10 reps x 3 sets) rests 1-3 min between sets and a few seconds
 between reps, hence the 20 s default.
@@ -20,6 +24,7 @@ from bridge.analytics._base import (
     check_contractions,
     check_positive,
     duration_of,
+    is_partial,
 )
 from bridge.errors import ConfigError
 
@@ -46,6 +51,7 @@ class Rep(Result):
     mean: float
     pct_mvc: float | None
     rest_before: float | None  # s from the previous rep's offset; None for the first rep
+    partial: bool = False  # seen only in part (truncated, censored onset): duration a lower bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +63,14 @@ class RepSet(Result):
     end: float  # last offset
     n_reps: int
     reps: tuple[Rep, ...]
-    time_under_tension: float  # sum of rep durations, s
-    mean_duration: float
+    time_under_tension: float  # sum of rep durations, s (partial reps as measured)
+    mean_duration: float | None  # over the complete reps; None when every rep is partial
     mean_peak: float
     mean_mean: float
     mean_pct_mvc: float | None  # over reps with a %MVC
     mean_rest: float | None  # mean rest between reps inside the set
     rest_before: float | None  # rest since the previous set, s
+    n_partial: int = 0  # reps seen only in part (counted in n_reps, not in mean_duration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,8 @@ class ChannelReps(Result):
     n_sets: int
     sets: tuple[RepSet, ...]
     set_gap: float
+    n_partial: int = 0  # reps seen only in part (in n_reps, not in mean_duration)
+    mean_duration: float | None = None  # over every complete rep of the channel
 
     @property
     def reps(self) -> tuple[Rep, ...]:
@@ -141,7 +150,7 @@ def count_reps(
                 onset=float(c.onset), offset=float(c.offset), duration=duration_of(c),
                 peak=float(c.peak), mean=float(c.mean),
                 pct_mvc=None if c.pct_mvc is None else float(c.pct_mvc),
-                rest_before=rest,
+                rest_before=rest, partial=is_partial(c),
             ))
             prev_offset = float(c.offset)
         inner_rests = [r.rest_before for r in reps[1:]]
@@ -149,14 +158,17 @@ def count_reps(
             index=si, start=reps[0].onset, end=reps[-1].offset, n_reps=len(reps),
             reps=tuple(reps),
             time_under_tension=float(sum(r.duration for r in reps)),
-            mean_duration=float(np.mean([r.duration for r in reps])),
+            mean_duration=mean_or_none(r.duration for r in reps if not r.partial),
             mean_peak=float(np.mean([r.peak for r in reps])),
             mean_mean=float(np.mean([r.mean for r in reps])),
             mean_pct_mvc=mean_or_none(r.pct_mvc for r in reps),
             mean_rest=mean_or_none(inner_rests),
             rest_before=reps[0].rest_before,
+            n_partial=sum(r.partial for r in reps),
         ))
     return ChannelReps(
         channel=channel, name=name if name is not None else f"ch{channel}",
         n_reps=k, n_sets=len(sets), sets=tuple(sets), set_gap=set_gap,
+        n_partial=sum(st.n_partial for st in sets),
+        mean_duration=mean_or_none(r.duration for st in sets for r in st.reps if not r.partial),
     )

@@ -29,6 +29,7 @@ from bridge.analytics._base import (
     check_contractions,
     check_names,
     duration_of,
+    is_partial,
     nan_to_none,
     resolve_channel,
 )
@@ -150,7 +151,8 @@ def compare_sides(
     """Compare the contractions of a left and a right channel (by index or name).
 
     Per side: mean peak, mean of means, mean %MVC (None unless both sides have
-    %MVC), mean duration, count and total time under tension.  A side without
+    %MVC), mean duration (of the contractions seen whole: a partial one's duration is a
+    lower bound), count and total time under tension.  A side without
     contractions has count 0 and time 0, and None for the per-contraction means.
     """
     items = check_contractions(contractions)
@@ -163,8 +165,8 @@ def compare_sides(
             rc: [c for c in items if int(c.channel) == rc]}
 
     def mean_attr(cs: list[Any], attr: str) -> float | None:
-        if attr == "duration":
-            return mean_or_none(duration_of(c) for c in cs)
+        if attr == "duration":  # a partial contraction's duration is only a lower bound
+            return mean_or_none(duration_of(c) for c in cs if not is_partial(c))
         if attr == "pct_mvc" and any(c.pct_mvc is None for c in cs):
             return None
         return mean_or_none(getattr(c, attr) for c in cs)

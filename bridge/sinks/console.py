@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bridge.analytics.symmetry import BALANCED_LSI
+from bridge.results import CUT_NOTE
 from bridge.session import BalanceEvent, LinkEvent, MuscleEvent, PhaseEvent
 from bridge.sources.base import LinkState
 from bridge.stream import DeviceEvent, SampleChunk
@@ -61,7 +62,9 @@ class ConsoleSink:
                 k = ev.contraction
                 extra = f", {k.pct_mvc:.0f} %MVC" if k is not None and k.pct_mvc else ""
                 dur = f"{k.duration:.2f} s" if k is not None else ""
-                c.print(f"{ev.time:8.3f} s  [red]▼ {ev.muscle:<12}[/] relaxes after {dur}"
+                # closed by a link gap or the end of data, not relaxed: say so
+                what = "cut off after" if k is not None and k.truncated else "relaxes after"
+                c.print(f"{ev.time:8.3f} s  [red]▼ {ev.muscle:<12}[/] {what} {dur}"
                         f"  (peak {mv(ev.peak)} mV{extra})")
         elif isinstance(ev, PhaseEvent):
             text = _PHASE_TEXT.get(ev.name, ev.name)
@@ -98,7 +101,11 @@ class ConsoleSink:
                 c.print(f"Left vs right stance: {cmp_['time_asymmetry_pct']:.0f} % time "
                         f"asymmetry" + (f", {weaker} leg weaker" if weaker else ""))
             lost = sum(g["n_samples"] for g in d["gaps"])
-            c.print(f"Link: {len(d['gaps'])} gaps, {lost} samples lost")
+            down = d.get("link_down_at_end")
+            c.print(f"Link: {len(d['gaps'])} gaps, {lost} samples lost"
+                    + (" before the last loss" if down else ""))
+            if down:
+                c.print(f"[bold red]{escape(link_down_text(down))}[/]")
         for note in results.get("notes") or ():
             c.print(f"Note: {note}", markup=False)
 
@@ -110,22 +117,31 @@ class ConsoleSink:
         for col in ("muscle", "reps", "mean duration s", "mean peak mV") + (
                 ("mean %MVC",) if pct else ()) + ("MDF over set",):
             t.add_column(col)
+        cut_any = False
         for m in s["muscles"]:
             reps = m["reps"]["sets"]
             all_reps = [r for st in reps for r in st["reps"]]
             if not all_reps:
                 continue
-            dur = sum(r["duration"] for r in all_reps) / len(all_reps)
+            # A rep cut off (link lost, data ended, already under way at the start) counts,
+            # but its duration is a lower bound: the mean is over the complete reps.
+            cut = m["reps"].get("n_partial") or 0
+            cut_any = cut_any or bool(cut)
+            mean_dur = m["reps"].get("mean_duration")
+            dur = "–" if mean_dur is None else f"{mean_dur:.2f}"
             peak = sum(r["peak"] for r in all_reps) / len(all_reps)
             # median-frequency change over the set (fitted last vs first rep; see docs/analytics.md)
             fat = m.get("fatigue") or {}
             mdf = fat.get("mdf_change_pct")
-            row = [m["name"], str(len(all_reps)), f"{dur:.2f}", mv(peak)]
+            row = [m["name"], f"{len(all_reps)} ({cut} cut off)" if cut else str(len(all_reps)),
+                   dur, mv(peak)]
             if pct:
                 vals = [r["pct_mvc"] for r in all_reps if r.get("pct_mvc") is not None]
                 row.append(f"{sum(vals) / len(vals):.0f}" if vals else "–")
             t.add_row(*row, "–" if mdf is None else f"{signed(mdf)} %")
         self.console.print(t)
+        if cut_any:
+            self.console.print(CUT_NOTE)
         for side in ("left", "right"):
             f = (s.get(side) or {}).get("firing")
             if not f:
@@ -158,6 +174,10 @@ class ConsoleSink:
     def _holds(self, holds: dict) -> None:
         for name, h in holds.items():
             for hold in h["holds"]:
+                if hold["met"] is None:  # cut off before the target: neither met nor failed
+                    self.console.print(f"Hold ? {name}: at least {hold['sustained']:.1f} s of "
+                                       f"{hold['target']:g} s (cut off: not known if met)")
+                    continue
                 mark = "✓" if hold["met"] else "✗"
                 self.console.print(f"Hold {mark} {name}: {hold['sustained']:.1f} s of "
                                    f"{hold['target']:g} s")
@@ -209,6 +229,19 @@ def _stance_text(r) -> str:
     if r.get("quality"):
         text += f" (flags: {', '.join(r['quality'])})"
     return text
+
+
+def link_down_text(down: dict) -> str:
+    """The session ended with the link down (``link_down_at_end`` of the results)."""
+    n = down.get("cut_contractions") or 0
+    tries = down.get("reconnect_attempts") or 0
+    return (f"Link DOWN at the end: lost at {down['since']:.1f} s ({down['reason']}) and not "
+            f"back after {down['down_for']:.1f} s"
+            + (f" ({tries} reconnect attempt{'s' if tries != 1 else ''}"
+               + ("; gave up)" if down.get("gave_up") else ")") if tries or down.get("gave_up")
+               else "")
+            + f"; no data after {down['since']:.1f} s"
+            + (f"; {n} contraction{'s' if n != 1 else ''} cut off by it" if n else ""))
 
 
 def link_state_text(s: LinkState, with_reason: bool = True) -> str:
