@@ -251,7 +251,7 @@ async def test_page_plots_update_while_data_streams(tmp_path):
         # Each row's full scale is in mV, as in the terminal, the report and the CSV.
         scales = final["scales"]
         assert len(scales) == len(sig.emg_labels) and all(
-            re.fullmatch(r"\d+\.\d{2,3} mV", t) for t in scales), scales
+            re.fullmatch(r"\d+\.\d{3} mV", t) for t in scales), scales
         assert 0.05 < max(float(t.split()[0]) for t in scales) < 5, scales
         shot = await page.call("Page.captureScreenshot", format="png")
         png = base64.b64decode(shot["data"])

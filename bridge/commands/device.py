@@ -31,7 +31,7 @@ async def simulate(target: str, *, scenario: str, seed: int, speed: float, loop:
     Like a wearable switched off at the end of a session, the simulator ends when its
     scenario has been played (unless ``loop``): it disconnects its clients, says so and
     returns; a connected ``glutebridge stream`` reports the lost link and keeps trying to
-    reconnect until stopped.  Ctrl-C ends it the same way.
+    reconnect until stopped.  Ctrl-C (or SIGTERM) ends it the same way.
     """
     import asyncio
 
@@ -45,7 +45,11 @@ async def simulate(target: str, *, scenario: str, seed: int, speed: float, loop:
     try:
         result = await serve(target, signals, faults, speed=speed, loop=loop)
     except asyncio.CancelledError:
-        console.print("simulator stopped (Ctrl-C); clients disconnected")
+        from bridge import _compat
+
+        # Ctrl-C, or SIGTERM (kill, timeout, a service stop) that _compat.run turned into it
+        console.print(f"simulator stopped ({_compat.stopped_by or 'Ctrl-C'}); "
+                      "clients disconnected")
         raise
     console.print(f"scenario finished ({signals.duration:.0f} s played); clients "
                   "disconnected — run it again, or use --loop to keep serving")

@@ -10,8 +10,9 @@
                             lastT: 0, connected: false, scales: [] });
   const $ = (id) => document.getElementById(id);
   let dirty = true;
-  // An amplitude in mV, to the 0.001 mV (1 µV) the terminal and the report show.
-  const mV = (v) => (v >= 1 ? v.toFixed(2) : v.toFixed(3)) + " mV";
+  // An amplitude in mV with 3 decimals whatever its size, as the terminal, the report and the
+  // CSV/JSON files give it (bridge.sinks.console.mv): 0.348 mV, 1.250 mV.
+  const mV = (v) => v.toFixed(3) + " mV";
 
   function addEvent(e) {
     st.events.push(e);

@@ -15,7 +15,10 @@ Several devices can be open at once on one event loop
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import re
+import socket
 import time
 import weakref
 from dataclasses import dataclass
@@ -53,6 +56,14 @@ def _convert(what: str, exc: BaseException) -> TransportError:
         BleakBluetoothNotAvailableError = ()  # noqa: N806
     if isinstance(exc, TransportError):
         return exc
+    bus = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+    if _invalid_bus_address(exc):
+        # dbus-fast parses the variable as bleak opens the bus: "address did not contain a
+        # transport" does not say which address or where it came from
+        return TransportError(
+            f"{what}: DBUS_SYSTEM_BUS_ADDRESS={bus!r} is not a D-Bus address ({exc}); unset "
+            "it to use the system bus, or set it to one like "
+            "unix:path=/run/dbus/system_bus_socket")
     if isinstance(exc, BleakDeviceNotFoundError):
         return DeviceNotFoundError(
             f"{what}: no such wearable found; is it powered on, in range and not connected to "
@@ -60,6 +71,11 @@ def _convert(what: str, exc: BaseException) -> TransportError:
     if BleakBluetoothNotAvailableError and isinstance(exc, BleakBluetoothNotAvailableError):
         return TransportError(f"{what}: Bluetooth is not available ({exc}); plug in or power on "
                               "the adapter (`bluetoothctl power on`)")
+    if bus and (isinstance(exc, (FileNotFoundError, ConnectionRefusedError, socket.gaierror))
+                or type(exc) is OSError and exc.errno == errno.EINVAL):  # e.g. "unix:path="
+        return TransportError(f"{what}: cannot reach the D-Bus system bus at "
+                              f"DBUS_SYSTEM_BUS_ADDRESS={bus!r} ({exc}); check that address, "
+                              "or unset it to use the system bus")
     if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
         return TransportError(f"{what}: cannot reach BlueZ on the D-Bus system bus ({exc}); is "
                               "bluetoothd running (`systemctl status bluetooth`)?")
@@ -74,6 +90,14 @@ def _convert(what: str, exc: BaseException) -> TransportError:
     if isinstance(exc, BleakError):
         return TransportError(f"{what}: {exc}")
     return TransportError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _invalid_bus_address(exc: BaseException) -> bool:
+    try:
+        from dbus_fast.errors import InvalidAddressError
+    except ImportError:  # not the BlueZ backend (macOS, Windows)
+        return False
+    return isinstance(exc, InvalidAddressError)
 
 
 _SCAN_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = \

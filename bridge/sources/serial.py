@@ -98,7 +98,35 @@ def _convert(port: str, exc: BaseException) -> TransportError:
             "(e.g. `sudo usermod -aG dialout $USER`, then log in again)")
     if code == errno.EBUSY or "[Errno 16]" in text:
         return TransportError(f"{port} is busy: another program has it open; close it")
+    what = _not_a_port(port, code, text)
+    if what:
+        return DeviceNotFoundError(
+            f"{port} {what}: give the wearable's port (e.g. serial:///dev/ttyACM0; list "
+            "ports with `python -m serial.tools.list_ports`)"
+            + ("; to play a recording use replay://FILE" if "regular file" in what else ""))
     return TransportError(f"cannot open serial port {port}: {text}")
+
+
+def _not_a_port(port: str, code, text: str) -> str | None:
+    """What is wrong when ``port`` exists but is no serial device (pyserial only says
+    "Inappropriate ioctl for device" or "Is a directory"); None when it may be one."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(port).st_mode
+    except OSError:
+        mode = None
+    if mode is not None:
+        if stat.S_ISDIR(mode):
+            return "is a directory, not a serial device"
+        if stat.S_ISREG(mode):
+            return "is a regular file, not a serial device"
+    if code == errno.EISDIR or "[Errno 21]" in text:
+        return "is a directory, not a serial device"
+    if code == errno.ENOTTY or "Inappropriate ioctl" in text or "(25," in text:
+        return "is not a serial device (it refuses serial port settings)"
+    return None
 
 
 def make(path: str, query: dict, baud: int | None = None) -> SerialTransport:
