@@ -49,8 +49,15 @@ cdef inline void sos_prime(const double* zi, double* zs, Py_ssize_t ns,
 
 cdef double _take_gains(double* sos, Py_ssize_t ns, double* zi_out,
                         const double* zi_in) noexcept:
-    """Divide each section's b by its b0 (kept where that would not give
-    finite values) and return the product of the b0s taken out.  With
+    """Divide each section's b by its b0 and return the product of the b0s
+    taken out.  A section keeps its gain unless its numerator so divided
+    stays within 4 (|b1|, |b2| <= 4 |b0|: zeros on or near the unit circle,
+    as in every Butterworth section and notch designed here) and the
+    product stays a normal double.  Then the signal between sections keeps
+    the scale of the input (a section with b0 = 1 starts its impulse
+    response with 1).  Without that bound it was sosfilt's divided by the
+    product: b = (1e-160, 1, 0) twice gave 1e320 x, inf on a unit input;
+    a subnormal product is a gain with a few bits.  With
     ``zi_out``: the steady-state vectors ``zi_in`` (scipy.signal.sosfilt_zi,
     (ns, 2)) for the new sections: each divided by the gain taken out up to
     and including its section.  A numerator symmetric to within 4 ulp
@@ -64,7 +71,8 @@ cdef double _take_gains(double* sos, Py_ssize_t ns, double* zi_out,
         if b0 != 0.0:
             b1 = sos[6 * i + 1] / b0
             b2 = sos[6 * i + 2] / b0
-            if isfinite(b1) and isfinite(b2) and isfinite(g * b0) and g * b0 != 0.0:
+            if (fabs(b1) <= 4.0 and fabs(b2) <= 4.0 and isfinite(g * b0)
+                    and fabs(g * b0) >= 2.2250738585072014e-308):
                 if fabs(b2 - 1.0) <= eps:
                     b2 = 1.0
                     if fabs(b1 - 2.0) <= 2 * eps:

@@ -56,7 +56,7 @@ def test_sosfilter_awkward_gains_match_scipy(channels):
     ulp (made exact) all still agree with sosfilt, primed or not."""
     sos = np.array([
         [0.0, 0.5, 0.25, 1.0, -0.5, 0.2],                   # b0 = 0: gain kept
-        [1e-300, 1.0, 1e-300, 1.0, 0.1, 0.3],               # b1 / b0 overflows: kept
+        [1e-300, 1.0, 1e-300, 1.0, 0.1, 0.3],               # b1 / b0 = 1e300: kept
         [-0.7, 0.3, -0.2, 1.0, -1.2, 0.5],                  # negative gain
         [0.9973888361673892, -1.9702186490445686, 0.9973888361673889, 1.0, -1.96, 0.99],
         [0.25, 0.5 * (1 + 2e-16), 0.25 * (1 - 2e-16), 1.0, -1.5, 0.6],
@@ -70,6 +70,36 @@ def test_sosfilter_awkward_gains_match_scipy(channels):
     ref, _ = signal.sosfilt(sos, x, axis=0, zi=zi)
     y = SosFilter(sos, channels, prime=True).process(x)
     assert np.max(np.abs(y - ref)) <= 1e-10 * max(1.0, np.max(np.abs(ref)))
+
+
+@pytest.mark.parametrize("channels", [1, 8])
+@pytest.mark.parametrize("case", ["residue_b0", "huge_b2", "subnormal_gain"])
+def test_sosfilter_gain_kept_where_taking_it_out_leaves_the_range(channels, case):
+    """Taking b0 out of a section divides the signal after it by b0 (by the
+    product of the b0s so far): where b / b0 is huge or that product is
+    subnormal the chain left the range sosfilt computes in.  A near-delay
+    whose b0 is a rounding residue (1e-160) gave inf/NaN on unit input;
+    b = (1e-150, 0, 1e150) inf for |x| > 2e8; a 1e-320 product cost the
+    output ~1e-5 of its value.  Those sections keep their gain."""
+    sos, amp = {
+        "residue_b0": (np.array([[1e-160, 1.0, 0.0, 1.0, -0.5, 0.0]] * 2), 1.0),
+        "huge_b2": (np.array([[1e-150, 0.0, 1e150, 1.0, -0.3, 0.1]]), 1e9),
+        "subnormal_gain": (np.array([[3e-160, 3e-160, 0.0, 1.0, -0.5, 0.0],
+                                     [3e-160, 0.0, 3e-160, 1.0, 0.2, 0.0],
+                                     [7e200, 0.0, 0.0, 1.0, 0.0, 0.0]]), 1e10),
+    }[case]
+    rng = np.random.default_rng(9)
+    x = amp * (3.0 + rng.standard_normal((400, channels)))
+    for prime in (False, True):
+        if prime:
+            zi = signal.sosfilt_zi(sos)[:, :, None] * x[0][None, None, :]
+            ref, _ = signal.sosfilt(sos, x, axis=0, zi=zi)
+        else:
+            ref = signal.sosfilt(sos, x, axis=0)
+        assert np.all(np.isfinite(ref))
+        y = SosFilter(sos, channels, prime=prime).process(x)
+        assert np.all(np.isfinite(y))
+        assert np.max(np.abs(y - ref)) <= 1e-10 * np.max(np.abs(ref))
 
 
 def test_sosfilter_primed_matches_scipy_zi():
