@@ -522,11 +522,20 @@ emg_chain_v4s(emg_chain_t *ch, const double *x, ptrdiff_t n, double *env, double
 }
 #pragma GCC pop_options
 
-/* 1 if this CPU runs emg_chain_v4s. */
+/* 1 if this CPU runs emg_chain_v4s: where the loader also picks the
+ * x86-64-v3 clones (GCC 12+ names the level; the same test as their
+ * resolver), so the v4s bits are the 4-wide v3 clone's.  A CPU (or a VM)
+ * with AVX2 and FMA but not every other v3 feature (MOVBE, LZCNT, ...)
+ * runs the baseline clone, and the general 4-wide path with it. */
 static int emg_cpu_v3(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#if __GNUC__ >= 12
+    return __builtin_cpu_supports("x86-64-v3");
+#else
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+           && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+#endif
 }
 #else
 static int emg_cpu_v8(void) { return 0; }
