@@ -177,8 +177,8 @@ cdef class _Chain:
         for i in range(self.ne):
             for j in range(6):
                 self.esos[6 * i + j] = env_sos[i, j]
-        # The gains come out of the sections (b0 = 1; sections where that
-        # would overflow keep theirs) and are applied once, to the output:
+        # The gains come out of the sections (b0 = 1; see _take_gains for
+        # the sections that keep theirs) and are applied once, to the output:
         # a section with b0 = b2 = 1 needs no multiply for either (2 fewer
         # operations on the FMA pipes per section and sample).  The same
         # filter to rounding (<= 1e-10 of sosfilt, tested); state and
@@ -236,8 +236,11 @@ cdef class _Chain:
         unit sections while it lowers the larger count."""
         cdef unsigned sym = _shape_mask(self.sos, self.ns, 0.0)
         cdef unsigned esym = _shape_mask(self.esos, self.ne, 0.0)
-        cdef unsigned units = _shape_mask(self.sos, self.ns, 2.0) | _shape_mask(self.sos, self.ns, -2.0)
-        cdef unsigned eunits = _shape_mask(self.esos, self.ne, 2.0) | _shape_mask(self.esos, self.ne, -2.0)
+        cdef unsigned upos = _shape_mask(self.sos, self.ns, 2.0)
+        cdef unsigned uneg = _shape_mask(self.sos, self.ns, -2.0)
+        cdef unsigned eupos = _shape_mask(self.esos, self.ne, 2.0)
+        cdef unsigned euneg = _shape_mask(self.esos, self.ne, -2.0)
+        cdef unsigned units = upos | uneg, eunits = eupos | euneg
         cdef unsigned pick = 0, epick = 0
         cdef Py_ssize_t i
         cdef int fma = 1, add = 2, nsym = 0
@@ -260,10 +263,10 @@ cdef class _Chain:
             add += 2
         self.k.sym = sym
         self.k.esym = esym
-        self.k.unit_pos = pick & _shape_mask(self.sos, self.ns, 2.0)
-        self.k.unit_neg = pick & _shape_mask(self.sos, self.ns, -2.0)
-        self.k.eunit_pos = epick & _shape_mask(self.esos, self.ne, 2.0)
-        self.k.eunit_neg = epick & _shape_mask(self.esos, self.ne, -2.0)
+        self.k.unit_pos = pick & upos
+        self.k.unit_neg = pick & uneg
+        self.k.eunit_pos = epick & eupos
+        self.k.eunit_neg = epick & euneg
         self._sym4(True)
 
     def __dealloc__(self):
@@ -303,8 +306,8 @@ cdef class _Chain:
         """Tests: allow (or not) the 4-wide AVX2 path for chains whose
         sections all have b0 = b2 = 1; returns whether it is in use."""
         cdef bint all_sym = (self.ns < 32 and self.ne < 32
-                             and _shape_mask(self.sos, self.ns, 0.0) == (1u << self.ns) - 1
-                             and _shape_mask(self.esos, self.ne, 0.0) == (1u << self.ne) - 1)
+                             and self.k.sym == (1u << self.ns) - 1
+                             and self.k.esym == (1u << self.ne) - 1)
         self.k.v4s = emg_cpu_v3() if on and all_sym else 0
         return bool(self.k.v4s)
 

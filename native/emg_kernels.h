@@ -349,7 +349,6 @@ emg_chain_v8_body(emg_chain_t *ch, const double *restrict x, ptrdiff_t n,
 {
     const emg_v8i absmask = (emg_v8i){0} + 0x7fffffffffffffffLL;
     emg_v8 z0[EMG_V8_MAX_NS], z1[EMG_V8_MAX_NS], e0[1], e1[1];
-    const double *sos = ch->sos, *esos = ch->esos;
 #pragma GCC unroll 16
     for (int s = 0; s < ns; s++) {
         memcpy(&z0[s], ch->zs + 16 * s, 64);
@@ -362,8 +361,6 @@ emg_chain_v8_body(emg_chain_t *ch, const double *restrict x, ptrdiff_t n,
     }
     const emg_v8 (*cf)[5] = (const emg_v8 (*)[5])__builtin_assume_aligned(ch->cvec, 64);
     const emg_v8 (*ecf)[5] = cf + ns;
-    (void)sos;
-    (void)esos;
     const unsigned sym = ch->sym, upos = ch->unit_pos, uneg = ch->unit_neg;
     const unsigned esym = ch->esym, eupos = ch->eunit_pos, euneg = ch->eunit_neg;
     const emg_v8 gpre = (emg_v8){0} + ch->gpre, gout = (emg_v8){0} + ch->gout;
