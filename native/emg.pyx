@@ -42,7 +42,7 @@ cdef extern from "emg_detect.h" nogil:
     ctypedef struct emg_det_t:
         Py_ssize_t nc, min_on, min_len, min_gap, win, hist_cap, comp
         Py_ssize_t nsub, sub_keep, settle, settle_start, horizon, watching, rearm_hold
-        int autob
+        int autob, grp
         double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge, confirm
         emg_chan_t* ch
         emg_cold_t* cold
@@ -58,6 +58,7 @@ cdef extern from "emg_detect.h" nogil:
         Py_ssize_t nev
     int EMG_IDLE, EMG_ACTIVE, EMG_PENDING_OFF
     void emg_set_base(const emg_det_t* d, Py_ssize_t c, double m, double sd)
+    int emg_cpu_group()
     void emg_detect(emg_det_t* d, const double* env, Py_ssize_t m)
 
 # Samples per internal chunk: the envelope scratch buffer and the event
@@ -213,6 +214,7 @@ cdef class _Detector:
         self.d.watching = 0
         self.d.rearm_hold = rearm_hold
         self.d.autob = 1
+        self.d.grp = emg_cpu_group()
         self.d.ch = <emg_chan_t*>calloc(channels, sizeof(emg_chan_t))
         self.d.cold = <emg_cold_t*>calloc(channels, sizeof(emg_cold_t))
         self.d.hmean = <double*>calloc(channels * history, sizeof(double))
@@ -288,6 +290,12 @@ cdef class _Detector:
             memcpy(self.d.hmean, p, nc * h * sizeof(double)); p += nc * h * sizeof(double)
             memcpy(self.d.hvar, p, nc * h * sizeof(double)); p += nc * h * sizeof(double)
             memcpy(self.d.hord, p, nc * h * sizeof(int))
+
+    def _group(self, int width):
+        """Tests: the widest channel group the detector may run side by side
+        (8: AVX-512, 4: AVX2, 1: none); returns the width in use."""
+        self.d.grp = min(width, emg_cpu_group())
+        return self.d.grp
 
     def reset(self):
         """Back to sample 0: filters, detector states and the tracked noise

@@ -99,6 +99,7 @@ typedef struct {
     ptrdiff_t watching;  /* channels with an open start watch */
     ptrdiff_t rearm_hold;  /* samples below the offset threshold that end a re-arm */
     int autob;
+    int grp;             /* widest channel group to run (8, 4; 1: none) */
     double k_on, k_off, k_ref, off_frac, min_ratio, quiet, extrap, remerge, confirm;
     emg_chan_t *ch;      /* nc */
     emg_cold_t *cold;    /* nc */
@@ -239,6 +240,202 @@ static inline void emg_emit(emg_det_t *d, int kind, ptrdiff_t c, long long sampl
     r->peak = peak;
     r->mean = mean;
 }
+
+/* Groups of channels side by side in vector lanes (4 with AVX2, 8 with
+ * AVX-512): the fast paths of emg_detect_channel below for a resting
+ * channel and for a contraction under way, with no branch per channel and
+ * sample.  Each lane gets the operations of its scalar fast path in the
+ * same order (identical results: adds, compares and maxima only, nothing
+ * to contract into an FMA).  A resting lane tracks the last sample at the
+ * refine level forwards (one at or below it restarts the sums at +0.0, as
+ * the per-sample path does); an active lane adds to its sums and peaks.  A
+ * lane stops at the first row where its scalar fast path would stop (or
+ * earlier, on NaN: a stop only hands the lane back).  start[l] becomes the
+ * row from which the caller runs channel c0 + l one by one: i1 if the group
+ * took it to the end, the row where it stopped, or i0 if neither fast path
+ * applies. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define EMG_HAVE_GROUPS 1
+#include <immintrin.h>
+
+/* Lane values of a group: the parameters a lane's fast path does not use
+ * are set so that they never stop it (a resting lane: off_frac -inf, so
+ * e * tn < fr * acc never holds while acc >= 0; an active lane: onset level
+ * +inf, refine level -inf).  For a resting lane tn counts rows, so that
+ * `last` can take it. */
+typedef struct {
+    double on[8], ref[8], lim[8], fr[8], tn[8], ps[8], pp[8], acc[8], ap[8], last[8];
+    int live, act;
+} emg_grp_t;
+
+static inline __attribute__((always_inline)) void
+emg_grp_load(const emg_det_t *d, ptrdiff_t c0, int nl, ptrdiff_t i0, emg_grp_t *g,
+             ptrdiff_t *start)
+{
+    g->live = 0;
+    g->act = 0;
+    for (int l = 0; l < nl; l++) {
+        const emg_chan_t *s = &d->ch[c0 + l];
+        g->on[l] = HUGE_VAL;
+        g->ref[l] = -HUGE_VAL;
+        g->lim[l] = -HUGE_VAL;
+        g->fr[l] = -HUGE_VAL;
+        g->tn[l] = (double)i0;
+        g->acc[l] = 0.0;
+        g->ap[l] = -HUGE_VAL;
+        g->ps[l] = s->pre_sum;
+        g->pp[l] = s->pre_peak;
+        g->last[l] = -1.0;
+        start[l] = i0;
+        if (!s->have_base)
+            continue;
+        if (s->state == EMG_IDLE && s->rearm == 0.0) {
+            g->live |= 1 << l;
+            g->on[l] = s->on_thr;
+            g->ref[l] = s->ref_thr;
+        } else if (s->state == EMG_ACTIVE) {
+            g->live |= 1 << l;
+            g->act |= 1 << l;
+            /* e <= low_eff || e < off_thr, as one compare: e <= lim */
+            g->lim[l] = s->low_eff >= s->off_thr ? s->low_eff : emg_prev_double(s->off_thr);
+            g->fr[l] = d->off_frac;
+            /* t - onset_raw, counted in a double (exact below 2^53) */
+            g->tn[l] = (double)(d->t0 + i0 - s->onset_raw);
+            g->acc[l] = s->acc_sum;
+            g->ap[l] = s->acc_peak;
+        }
+    }
+}
+
+/* The lanes in `stop` leave the group at row i (the others go on). */
+static inline __attribute__((always_inline)) void
+emg_grp_store(emg_det_t *d, ptrdiff_t c0, int nl, int stop, ptrdiff_t i, const emg_grp_t *g,
+              ptrdiff_t *start)
+{
+    for (int l = 0; l < nl; l++) {
+        if (!((stop >> l) & 1))
+            continue;
+        emg_chan_t *s = &d->ch[c0 + l];
+        if (g->last[l] >= 0.0)    /* active lanes never set it */
+            s->last_low = d->t0 + (long long)g->last[l];
+        s->pre_sum = g->ps[l];
+        s->pre_peak = g->pp[l];
+        if ((g->act >> l) & 1) {
+            s->acc_sum = g->acc[l];
+            s->acc_peak = g->ap[l];
+        }
+        start[l] = i;
+    }
+}
+
+/* Channels c0..c0+3 (AVX2). */
+static __attribute__((target("avx2"), noinline)) void
+emg_group4(emg_det_t *d, const double *env, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t c0,
+           ptrdiff_t *start)
+{
+    const ptrdiff_t nc = d->nc;
+    emg_grp_t g;
+    emg_grp_load(d, c0, 4, i0, &g, start);
+    const __m256d on = _mm256_loadu_pd(g.on), ref = _mm256_loadu_pd(g.ref);
+    const __m256d lim = _mm256_loadu_pd(g.lim), fr = _mm256_loadu_pd(g.fr);
+    const __m256d one = _mm256_set1_pd(1.0);
+    __m256d tn = _mm256_loadu_pd(g.tn), ps = _mm256_loadu_pd(g.ps), pp = _mm256_loadu_pd(g.pp);
+    __m256d acc = _mm256_loadu_pd(g.acc), ap = _mm256_loadu_pd(g.ap);
+    __m256d last = _mm256_loadu_pd(g.last);
+    ptrdiff_t i = i0;
+    const double *p = env + i0 * nc + c0;
+    while (g.live) {
+        int stop = 0;
+        for (; i < i1; i++, p += nc) {
+            const __m256d e = _mm256_loadu_pd(p);
+            /* stays: e <= on (not NaN), e > lim, !(e * tn < fr * acc) */
+            const __m256d go = _mm256_and_pd(
+                _mm256_and_pd(_mm256_cmp_pd(e, on, _CMP_LE_OQ), _mm256_cmp_pd(e, lim, _CMP_GT_OQ)),
+                _mm256_cmp_pd(_mm256_mul_pd(e, tn), _mm256_mul_pd(fr, acc), _CMP_NLT_UQ));
+            stop = ~_mm256_movemask_pd(go) & g.live;
+            if (stop)
+                break;
+            const __m256d hi = _mm256_cmp_pd(e, ref, _CMP_GT_OQ);
+            last = _mm256_blendv_pd(tn, last, hi);
+            /* at the refine level both restart at +0.0 (all bits clear);
+               max_pd(e, x) is e > x ? e : x, the scalar path's test */
+            ps = _mm256_and_pd(_mm256_add_pd(ps, e), hi);
+            pp = _mm256_and_pd(_mm256_max_pd(e, pp), hi);
+            acc = _mm256_add_pd(acc, e);
+            ap = _mm256_max_pd(e, ap);
+            tn = _mm256_add_pd(tn, one);
+        }
+        if (i == i1)
+            stop = g.live;
+        _mm256_storeu_pd(g.ps, ps);
+        _mm256_storeu_pd(g.pp, pp);
+        _mm256_storeu_pd(g.acc, acc);
+        _mm256_storeu_pd(g.ap, ap);
+        _mm256_storeu_pd(g.last, last);
+        emg_grp_store(d, c0, 4, stop, i, &g, start);
+        g.live &= ~stop;
+    }
+}
+
+/* Channels c0..c0+7 (AVX-512: the compares give lane masks, and a masked
+ * add or max restarts a sum at +0.0 in one operation). */
+static __attribute__((target("avx512f"), noinline)) void
+emg_group8(emg_det_t *d, const double *env, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t c0,
+           ptrdiff_t *start)
+{
+    const ptrdiff_t nc = d->nc;
+    emg_grp_t g;
+    emg_grp_load(d, c0, 8, i0, &g, start);
+    const __m512d on = _mm512_loadu_pd(g.on), ref = _mm512_loadu_pd(g.ref);
+    const __m512d lim = _mm512_loadu_pd(g.lim), fr = _mm512_loadu_pd(g.fr);
+    const __m512d one = _mm512_set1_pd(1.0);
+    __m512d tn = _mm512_loadu_pd(g.tn), ps = _mm512_loadu_pd(g.ps), pp = _mm512_loadu_pd(g.pp);
+    __m512d acc = _mm512_loadu_pd(g.acc), ap = _mm512_loadu_pd(g.ap);
+    __m512d last = _mm512_loadu_pd(g.last);
+    ptrdiff_t i = i0;
+    const double *p = env + i0 * nc + c0;
+    while (g.live) {
+        int stop = 0;
+        for (; i < i1; i++, p += nc) {
+            const __m512d e = _mm512_loadu_pd(p);
+            __mmask8 go = _mm512_cmp_pd_mask(e, on, _CMP_LE_OQ);
+            go = _mm512_mask_cmp_pd_mask(go, e, lim, _CMP_GT_OQ);
+            go = _mm512_mask_cmp_pd_mask(go, _mm512_mul_pd(e, tn), _mm512_mul_pd(fr, acc),
+                                         _CMP_NLT_UQ);
+            stop = ~(int)go & g.live;
+            if (stop)
+                break;
+            const __mmask8 hi = _mm512_cmp_pd_mask(e, ref, _CMP_GT_OQ);
+            last = _mm512_mask_mov_pd(last, (__mmask8)~hi, tn);
+            ps = _mm512_maskz_add_pd(hi, ps, e);
+            pp = _mm512_maskz_max_pd(hi, e, pp);
+            acc = _mm512_add_pd(acc, e);
+            ap = _mm512_max_pd(e, ap);
+            tn = _mm512_add_pd(tn, one);
+        }
+        if (i == i1)
+            stop = g.live;
+        _mm512_storeu_pd(g.ps, ps);
+        _mm512_storeu_pd(g.pp, pp);
+        _mm512_storeu_pd(g.acc, acc);
+        _mm512_storeu_pd(g.ap, ap);
+        _mm512_storeu_pd(g.last, last);
+        emg_grp_store(d, c0, 8, stop, i, &g, start);
+        g.live &= ~stop;
+    }
+}
+
+/* Widest group this CPU runs: 8 (AVX-512F), 4 (AVX2) or 1 (none). */
+static int emg_cpu_group(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return 8;
+    return __builtin_cpu_supports("avx2") ? 4 : 1;
+}
+#else
+static int emg_cpu_group(void) { return 1; }
+#endif
 
 /* State machine for channel c over rows [i0, i1) of env; the noise floor
  * is constant over the range (callers split at window boundaries). */
@@ -812,8 +1009,25 @@ EMG_DET_CLONES static void emg_detect(emg_det_t *d, const double *env, ptrdiff_t
                 k->speak = pk;
             }
         }
-        for (ptrdiff_t c = 0; c < nc; c++)
-            emg_detect_channel(d, c, env, i0, i1);
+        /* resting and active channels in groups (emg_group8/4), the rest
+           (and each channel from where it left its group) one by one */
+        for (ptrdiff_t c0 = 0; c0 < nc;) {
+            ptrdiff_t start[8] = {i0, i0, i0, i0, i0, i0, i0, i0};
+            ptrdiff_t w = 1;
+#ifdef EMG_HAVE_GROUPS
+            if (d->grp >= 8 && c0 + 8 <= nc) {
+                w = 8;
+                emg_group8(d, env, i0, i1, c0, start);
+            } else if (d->grp >= 4 && c0 + 4 <= nc) {
+                w = 4;
+                emg_group4(d, env, i0, i1, c0, start);
+            }
+#endif
+            for (ptrdiff_t l = 0; l < w; l++)
+                if (start[l] < i1)
+                    emg_detect_channel(d, c0 + l, env, start[l], i1);
+            c0 += w;
+        }
         /* the sub-window sums after the channels (neither reads what the
            other writes): their add chains (one add latency per row) then
            overlap the end of this call and the start of the next instead

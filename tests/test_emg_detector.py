@@ -1008,3 +1008,49 @@ def test_rearm_matches_reference_and_any_split():
         got += as_tuples(det.process(x[pos:pos + k]))
         pos += k
     assert got == one
+
+
+def _group_signal(channels: int, seed: int) -> np.ndarray:
+    """Bursts of mixed strength, overlapping across channels at staggered
+    times (a group then holds resting, starting, active and ending lanes at
+    once), plus the rep / tone / rep pattern on the last channel (re-armed
+    and pending-offset states)."""
+    rng = np.random.default_rng(seed)
+    bursts = []
+    for c in range(channels):
+        t = 2.0 + 0.13 * c + rng.uniform(0, 0.3)
+        while t + 1.5 < 11.5:
+            dur = rng.uniform(0.3, 2.0)
+            bursts.append(Burst(c, t, t + dur, rng.choice([0.02, 0.05, 0.3]),
+                                rise=rng.uniform(0.02, 0.15), fall=rng.uniform(0.02, 0.1)))
+            t += dur + rng.uniform(0.1, 1.5)
+    x, _ = simulate_emg(RATE, 12.0, bursts, channels, snr_db=10, hum=0.02, ecg=0.05, seed=seed)
+    x[:, -1] += _rep_tone_rep(0.1)
+    return x
+
+
+@pytest.mark.parametrize("channels", [4, 5, 8, 9, 12, 16])
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_channel_groups_identical_to_one_by_one(channels, calibrated):
+    """The detector's resting and active fast paths run channels side by
+    side in vector lanes (8 with AVX-512, 4 with AVX2; emg_group8/4).  The
+    events are those of the one-by-one path bit for bit, in any split."""
+    x = _group_signal(channels, seed=channels + 10 * calibrated)
+    runs = {}
+    for width in (8, 4, 1):
+        det = ContractionDetector(channels, RATE)
+        used = det._core._group(width)
+        if width > 1 and used < width and used > 1:
+            continue   # this CPU has no such group: that width is the narrower one
+        if calibrated:
+            det.calibrate_rest(x[:int(1.5 * RATE)])
+        rng = np.random.default_rng(width)
+        got, pos = [], 0
+        while pos < len(x):
+            k = int(rng.integers(1, 200))
+            got += as_tuples(det.process(x[pos:pos + k]))
+            pos += k
+        runs[used] = got
+    assert 1 in runs and len(runs[1]) >= 2 * channels
+    for width, got in runs.items():
+        assert got == runs[1], width
