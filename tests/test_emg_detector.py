@@ -2,6 +2,11 @@
 
 import dataclasses
 import math
+import platform
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1054,3 +1059,39 @@ def test_channel_groups_identical_to_one_by_one(channels, calibrated):
     assert 1 in runs and len(runs[1]) >= 2 * channels
     for width, got in runs.items():
         assert got == runs[1], width
+
+
+def _gnu_gcc_x86_64() -> bool:
+    if platform.machine().lower() not in ("x86_64", "amd64") or shutil.which("gcc") is None:
+        return False
+    gas = subprocess.run(["gcc", "-print-prog-name=as"], capture_output=True, text=True).stdout.strip()
+    ver = subprocess.run([gas or "as", "--version"], capture_output=True, text=True).stdout
+    return "GNU assembler" in ver
+
+
+@pytest.mark.skipif(not _gnu_gcc_x86_64(), reason="needs GCC and the GNU assembler on x86-64")
+@pytest.mark.parametrize("width", [8, 4])
+def test_channel_group_kernels_use_only_the_features_emg_cpu_group_checks(width, tmp_path):
+    """emg_group8/4 run wherever emg_cpu_group's CPU test passes, so their
+    code may use no instruction outside the features that test checks:
+    GCC compiles the kernel (the extension's flags) and the GNU assembler,
+    restricted to those features, rejects anything else.  (For
+    target("avx512f") alone GCC 12 emitted AVX512DQ/VL's vextractf64x2: an
+    illegal instruction on an AVX-512F CPU without DQ/VL, e.g. Xeon Phi.)"""
+    native = Path(__file__).resolve().parent.parent / "native"
+    hdr = (native / "emg_detect.h").read_text()
+    body = hdr[hdr.index("static int emg_cpu_group(void)\n{"):]
+    body = body[:body.index("\n}\n")]
+    cut = body.index("return 8;")
+    part = body[:cut] if width == 8 else body[cut:]
+    feats = re.findall(r'__builtin_cpu_supports\("([a-z0-9]+)"\)', part)
+    assert feats
+    (tmp_path / "use.c").write_text(
+        '#include "emg_detect.h"\n'
+        "void use(emg_det_t *d, const double *env, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t c0,\n"
+        f"         ptrdiff_t *start) {{ emg_group{width}(d, env, i0, i1, c0, start); }}\n")
+    res = subprocess.run(["gcc", "-O3", "-fwrapv", "-fPIC", "-Wno-unused-function", "-I",
+                          str(native), "-c", str(tmp_path / "use.c"), "-o", str(tmp_path / "use.o"),
+                          "-Wa,-march=generic64+" + "+".join(feats)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
