@@ -4,10 +4,13 @@
   const st = {
     labels: [], emg: [], imu: [], events: [], intervals: {}, open: {}, t: 0, window: 10,
     phase: null, stance: null, link: { lost: 0, gaps: 0 }, peak: [], seen: [],
+    // linkDown: the server's link_down (null while the link is up); ended: set when the
+    // session is over (with link_down_at_end if the link was down then)
+    linkDown: null, linkRx: 0, ended: null, goneAt: null,
   };
   // Counters for people and tests: how much the page has received and drawn.
   const gb = (window.gb = { updates: 0, emgPoints: 0, imuPoints: 0, events: 0, draws: 0,
-                            lastT: 0, connected: false, scales: [] });
+                            lastT: 0, connected: false, scales: [], banner: "" });
   const $ = (id) => document.getElementById(id);
   let dirty = true;
   // An amplitude in mV with 3 decimals whatever its size, as the terminal, the report and the
@@ -41,6 +44,9 @@
     gb.imuPoints += msg.imu.length;
     st.t = Math.max(st.t, msg.t || 0);
     st.phase = msg.phase; st.stance = msg.stance; st.link = msg.link || st.link;
+    st.linkDown = msg.link_down || null;
+    st.linkRx = performance.now();
+    if (msg.type === "snapshot" || msg.ended) st.ended = msg.ended || null;
     const lo = st.t - st.window;
     while (st.emg.length && st.emg[0][0] < lo) st.emg.shift();
     while (st.imu.length && st.imu[0][0] < lo) st.imu.shift();
@@ -192,7 +198,9 @@
     for (const e of last) {
       const li = document.createElement("li");
       li.className = e.type;
+      if (e.type === "link") li.className += " " + e.state;
       const what = e.type === "onset" || e.type === "offset" ? e.muscle.replace(/_/g, " ") + " " + e.type
+                 : e.type === "link" ? e.text || "link " + e.state
                  : e.type === "phase" ? "phase " + e.phase + (e.arg ? " " + e.arg : "")
                  : e.type === "gap" ? "lost " + e.n_samples + " samples (" + e.reason + ")"
                  : e.type.replace(/_/g, " ") + (e.leg ? " (" + e.leg + ")" : "");
@@ -204,25 +212,60 @@
     document.title = "glutebridge live \u00b7 " + gb.updates + " updates";
   }
 
+  // The link banner. Its detail lines are the terminal's (bridge.sinks.console
+  // link_state_text for the latest change, link_down_text at the end of the session).
+  function drawBanner() {
+    const d = st.linkDown, e = st.ended;
+    let head = "", detail = "", ended = false;
+    if (e) {
+      if (e.text) { head = "Session ended with the link down"; detail = e.text; ended = true; }
+    } else if (d) {
+      // counts on between the server's updates, and stops when the page loses the server
+      const now = st.goneAt !== null ? st.goneAt : performance.now();
+      const gone = d.down_for + (d.age || 0) + Math.max(0, now - st.linkRx) / 1000;
+      head = "Link LOST: " + d.device + " \u2014 no data since " + d.since.toFixed(1) +
+             " s (session time), for " + gone.toFixed(0) + " s";
+      detail = d.text;
+      if (st.goneAt !== null) {
+        head = "Dashboard disconnected while the link was down. " + head;
+        ended = true;
+      }
+    }
+    const b = $("linkbanner");
+    b.hidden = !head;
+    b.className = ended ? "ended" : "";
+    if ($("linkhead").textContent !== head) $("linkhead").textContent = head;
+    if ($("linkdetail").textContent !== detail) $("linkdetail").textContent = detail;
+    gb.banner = head ? head + "\n" + detail : "";
+  }
+
   function frame() {
     if (dirty) {
       dirty = false;
-      try { drawEmg(); drawSway(); drawText(); gb.draws++; } catch (err) { gb.error = String(err); }
+      try { drawEmg(); drawSway(); drawText(); drawBanner(); gb.draws++; } catch (err) { gb.error = String(err); }
     }
     requestAnimationFrame(frame);
   }
 
   function connect() {
     const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
-    ws.onopen = () => { gb.connected = true; $("conn").textContent = "live"; $("conn").className = "pill on"; };
+    ws.onopen = () => {
+      gb.connected = true; st.goneAt = null;
+      $("conn").textContent = "live"; $("conn").className = "pill on";
+    };
     ws.onmessage = (m) => { try { apply(JSON.parse(m.data)); } catch (err) { gb.error = String(err); } };
     ws.onclose = () => {
-      gb.connected = false; $("conn").textContent = "disconnected"; $("conn").className = "pill";
+      gb.connected = false; $("conn").className = "pill";
+      $("conn").textContent = st.ended ? "session ended" : "disconnected";
+      if (st.goneAt === null) st.goneAt = performance.now();
+      drawBanner();
       setTimeout(connect, 1000);
     };
   }
   // Draw on animation frames, and on a timer too: hidden/headless tabs may not get frames.
   requestAnimationFrame(frame);
   setInterval(() => { if (dirty) { dirty = false; drawEmg(); drawSway(); drawText(); gb.draws++; } }, 100);
+  // the banner's "for N s" counts on while no updates come (the link is down)
+  setInterval(() => { try { drawBanner(); } catch (err) { gb.error = String(err); } }, 250);
   connect();
 })();

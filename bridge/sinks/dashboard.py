@@ -14,7 +14,14 @@ The stream calls the sink methods, which only aggregate (cheap, never await):
   and are averaged down to ``imu_points_per_s``.
 * ``on_event(event)`` (or calling the sink) - session events, as the JSON
   objects of ``docs/events.md``; they also drive the activation shading,
-  the phase label and the balance timer.
+  the phase label and the balance timer.  Link changes (the session's ``link``
+  events, i.e. the connection's :class:`~bridge.sources.base.LinkState` items)
+  keep ``link_down`` in the state while the link is down: the page shows a
+  banner until the link is back.  :meth:`stop` (the end of the session) sends
+  ``ended``, with ``link_down_at_end`` as the results give it when the link was
+  still down, so the page's last state says so after the server is gone.
+
+``GET /state.json`` returns the same state as the websocket's snapshot.
 
 A broadcaster task sends what is new at most ``update_hz`` times per second
 (30 by default) whatever the data rate, so a fast replay or a 4 kHz device
@@ -35,6 +42,7 @@ import asyncio
 import json
 import math
 import os
+import time
 from collections import deque
 from http import HTTPStatus
 from importlib import resources
@@ -43,8 +51,10 @@ from typing import AsyncIterator
 import numpy as np
 
 from bridge.errors import ConfigError, TransportError
-from bridge.session import PhaseEvent
+from bridge.session import LinkEvent, MuscleEvent, PhaseEvent
+from bridge.sinks.console import link_down_text, link_state_text
 from bridge.sinks.jsonl import event_to_dict
+from bridge.sources.base import LinkState
 from bridge.stream import Gap, SampleChunk
 
 __all__ = ["Dashboard", "DashboardError", "check_port"]
@@ -213,6 +223,10 @@ class Dashboard:
         self._stance: dict | None = None
         self._lost = 0
         self._gaps = 0
+        self._down: dict | None = None  # the link is down: what the page's banner says
+        self._down_rx = 0.0  # time.monotonic() when the latest link change arrived here
+        self._lost_at = 0.0  # the loss's host time (as the session's LinkDown.lost_at)
+        self._ended: dict | None = None  # set by stop(): the session is over
         self._dirty = False
         self.updates_sent = 0
         self.chunks_seen = 0
@@ -239,6 +253,9 @@ class Dashboard:
             if path == "/ws":
                 return None  # the websocket handshake goes on
             page = self._pages.get(path)
+            if path == "/state.json":
+                page = (json.dumps(self._snapshot(), allow_nan=False).encode(),
+                        "application/json")
             status = HTTPStatus.OK if page else HTTPStatus.NOT_FOUND
             body, ctype = page or (b"not found\n", "text/plain; charset=utf-8")
             headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body))),
@@ -260,6 +277,7 @@ class Dashboard:
         """Send what is pending, close the browsers' connections and the server."""
         if self._server is None:
             return
+        self._end()
         self._flush()
         if self._task is not None:
             self._task.cancel()
@@ -310,7 +328,28 @@ class Dashboard:
         return {"type": kind, "t": _r(self._t, 3), "window": self.window_s,
                 "labels": self._emg.labels if self._emg else [],
                 "emg": emg, "imu": imu, "events": events, "phase": self._phase,
-                "stance": self._stance, "link": {"lost": self._lost, "gaps": self._gaps}}
+                "stance": self._stance, "link": {"lost": self._lost, "gaps": self._gaps},
+                "link_down": self._link_down(), "ended": self._ended}
+
+    def _link_down(self) -> dict | None:
+        if self._down is None:
+            return None
+        # age: s since that change arrived (the page counts on from there)
+        return {**self._down, "age": _r(time.monotonic() - self._down_rx, 3)}
+
+    def _end(self) -> None:
+        """The session is over: say so, and whether the link was down at the end."""
+        down = None
+        if self._down is not None:
+            d = self._down
+            # as the session's LinkDown (the summary's "Link DOWN at the end" line)
+            down = {"since": d["since"], "reason": d["reason"],
+                    "down_for": max(d["down_for"], time.monotonic() - self._lost_at),
+                    "reconnect_attempts": d["attempts"], "gave_up": d["state"] == "gave_up",
+                    "cut_contractions": d["cut"]}
+        self._ended = {"time": _r(self._t, 3), "link_down_at_end": down,
+                       "text": link_down_text(down) if down else None}
+        self._dirty = True
 
     def _snapshot(self) -> dict:
         return self._message("snapshot", list(self._hist_emg), list(self._hist_imu),
@@ -369,6 +408,11 @@ class Dashboard:
         device = getattr(event, "device", None)
         if device is None or not self._mine(device):
             return
+        if isinstance(event, LinkEvent) and isinstance(event.detail, LinkState):
+            self._link_change(event)
+        elif (isinstance(event, MuscleEvent) and event.kind == "offset"
+              and self._down is not None):
+            self._down["cut"] += 1  # closed by the end of data while the link is down
         if isinstance(event, PhaseEvent):
             self._phase = {"name": event.name, "arg": event.arg, "start": _r(event.time, 3)}
             if event.name == "stance":
@@ -391,7 +435,10 @@ class Dashboard:
                 self._stance["result"] = {"time_achieved": d.get("time_achieved"),
                                           "goal": d.get("goal"),
                                           "completed": d.get("completed")}
-        if kind in ("status", "ack"):  # frequent and not worth a line on the page
+        if kind == "link":
+            d["text"] = link_state_text(event.detail)
+        if kind in ("status", "ack") or d.get("state") == "retrying":
+            # frequent and not worth a line on the page (a retry updates the banner)
             self._dirty = True
             return
         self._new_events.append(d)
@@ -399,6 +446,25 @@ class Dashboard:
         if len(self._new_events) > _MAX_EVENTS:
             del self._new_events[0]
         self._dirty = True
+
+    def _link_change(self, event: LinkEvent) -> None:
+        s: LinkState = event.detail
+        if s.state == "reconnected":
+            self._down = None  # the hole follows as a Gap, counted in ``link``
+            return
+        prev = self._down if s.state != "lost" else None
+        if prev is None:
+            # ``since``: the newest sample's session time when the link dropped
+            since = event.time if math.isfinite(event.time) else 0.0
+            prev = {"since": since, "reason": s.reason, "attempts": 0, "cut": 0}
+            self._lost_at = s.host_time
+        self._down = {"device": s.device, "state": s.state, "since": prev["since"],
+                      "reason": prev["reason"], "attempt": s.attempt,
+                      "attempts": max(prev["attempts"], s.attempt),
+                      "retry_in": None if s.retry_in is None else _r(s.retry_in, 3),
+                      "down_for": _r(s.down_for, 3), "give_up_after": s.give_up_after,
+                      "cut": prev["cut"], "text": link_state_text(s)}
+        self._down_rx = time.monotonic()
 
     __call__ = on_event
     #: As a sink of ``run_items`` the dashboard takes every stream item: gaps count the lost
