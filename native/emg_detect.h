@@ -253,8 +253,12 @@ static inline void emg_emit(emg_det_t *d, int kind, ptrdiff_t c, long long sampl
  * earlier, on NaN: a stop only hands the lane back).  start[l] becomes the
  * row from which the caller runs channel c0 + l one by one: i1 if the group
  * took it to the end, the row where it stopped, or i0 if neither fast path
- * applies. */
-#if defined(__GNUC__) && defined(__x86_64__)
+ * applies.  x86-64 Linux only (as the CPU checks of emg_kernels.h): the
+ * CPU check reads __cpu_model from the compiler runtime (libgcc, or
+ * compiler-rt on Linux); Apple's toolchain has none, so a macOS build would
+ * fail to load ("symbol not found: ___cpu_model").  Elsewhere the channels
+ * run one by one. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
 #define EMG_HAVE_GROUPS 1
 #include <immintrin.h>
 

@@ -1095,3 +1095,36 @@ def test_channel_group_kernels_use_only_the_features_emg_cpu_group_checks(width,
                           "-Wa,-march=generic64+" + "+".join(feats)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="clang not installed")
+@pytest.mark.parametrize("target,groups", [("x86_64-linux-gnu", True),
+                                           ("x86_64-apple-macos10.15", False)])
+def test_channel_groups_only_where_the_cpu_check_links(target, groups, tmp_path):
+    """emg_cpu_group's __builtin_cpu_supports reads __cpu_model from the
+    compiler runtime: libgcc or compiler-rt on Linux, but Apple's toolchain
+    has none (a macOS build would link with -undefined dynamic_lookup and
+    then fail to import: symbol not found '___cpu_model').  The channel
+    groups, and that check, are built for x86-64 Linux only (as the CPU
+    checks in emg_kernels.h); elsewhere one channel at a time, as before."""
+    native = Path(__file__).resolve().parent.parent / "native"
+    (tmp_path / "math.h").write_text(
+        "double sqrt(double); double fabs(double);\n"
+        "#define isfinite(x) __builtin_isfinite(x)\n#define HUGE_VAL __builtin_huge_val()\n")
+    (tmp_path / "string.h").write_text(
+        "#include <stddef.h>\nvoid *memcpy(void *, const void *, size_t);\n"
+        "void *memset(void *, int, size_t);\n")
+    (tmp_path / "stdlib.h").write_text(
+        "#include <stddef.h>\nvoid *malloc(size_t); void free(void *);\n")
+    (tmp_path / "use.c").write_text(
+        '#include "emg_detect.h"\n'
+        "int use(emg_det_t *d, const double *env, ptrdiff_t n)\n"
+        "{ emg_detect(d, env, n); return emg_cpu_group(); }\n")
+    res = subprocess.run(
+        ["clang", "--target=" + target, "-O2", "-Wall", "-nostdinc", "-isystem", str(tmp_path),
+         "-isystem", subprocess.check_output(["clang", "-print-resource-dir"], text=True).strip()
+         + "/include", "-I", str(native), "-S", "-o", "-", str(tmp_path / "use.c")],
+        capture_output=True, text=True)
+    assert res.returncode == 0 and "warning" not in res.stderr, res.stderr
+    assert ("__cpu_model" in res.stdout) == groups
+    assert ("emg_group8" in res.stdout) == groups and ("emg_group4" in res.stdout) == groups
