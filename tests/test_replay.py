@@ -109,3 +109,45 @@ def test_not_a_recording_is_one_clear_error(tmp_path):
     p.write_text("time,emg\n")
     with pytest.raises(RecordingError, match="not a glutebridge recording"):
         ReplayTransport(p)
+
+
+async def test_replay_at_full_speed_of_large_recorded_reads_drops_nothing(tmp_path):
+    # A host that fell behind reads a byte stream in large pieces (a --speed 100 demo
+    # recorded reads of ~0.5 MB, thousands of packets each). Replayed as fast as possible,
+    # those reads overflowed the connection's queue: `analyze` of a demo recording lost
+    # 100k samples (the hold and both stance trials) that the live run had.
+    bursts = [Burst(c, t + 0.1 * c, t + 1.5, 0.4) for t in range(2, 38, 4) for c in (0, 1)]
+    emg, _ = simulate_emg(2000, 40, bursts, channels=2, snr_db=16, seed=3)
+    rng = np.random.default_rng(2)
+    imu = np.column_stack([rng.normal(0, 0.01, (8000, 2)), 1 + rng.normal(0, 0.01, 8000),
+                           rng.normal(0, 1, (8000, 3))])
+    sig = Signals(emg, 2000.0, ("glute_max_L", "glute_max_R"), imu, 200.0,
+                  markers=((0.0, 1, "rest"), (1.8, 1, "reps:bridge")))
+    path, merged = tmp_path / "live.gbrec", tmp_path / "big_reads.gbrec"
+    inner = make_transport("sim://test", signals=sig, speed=200)
+    with RecordingWriter(path, recording_meta(inner)) as writer:
+        conn = Connection(RecordingTransport(inner, writer), device="pod")
+        live_items, live_events, live_session = await _consume(conn)
+    assert conn.stats["queue_dropped"] == 0
+    assert len(live_session.contractions()) == 18
+    # The same bytes as a few large reads: the first record (the handshake) stays alone.
+    recs = list(RecordingReader(path).records())
+    data = [r for r in recs if r.kind == Kind.DATA_IN]
+    with RecordingWriter(merged, RecordingReader(path).meta) as writer:
+        for r in recs:
+            if r.kind != Kind.DATA_IN:
+                writer.write(r.kind, r.payload, r.host_time)
+        writer.write(Kind.DATA_IN, data[0].payload, data[0].host_time)
+        rest = b"".join(r.payload for r in data[1:])
+        for k in range(3):
+            piece = rest[k * len(rest) // 3:(k + 1) * len(rest) // 3]
+            writer.write(Kind.DATA_IN, piece, data[-1].host_time)
+    assert len(live_items) > 3 * 4096 // 2  # more items than a third of them fit the queue
+
+    replay = Connection(ReplayTransport(merged), device="pod", autostart=False)
+    rep_items, rep_events, rep_session = await _consume(replay)
+    assert replay.stats["queue_dropped"] == replay.stats["samples_dropped"] == 0
+    n_samples = sum(len(i[4]) for i in rep_items if i[0] == "chunk")
+    assert n_samples == sum(len(i[4]) for i in live_items if i[0] == "chunk")
+    assert [(c.channel, c.onset_sample, c.offset_sample) for c in rep_session.contractions()] \
+        == [(c.channel, c.onset_sample, c.offset_sample) for c in live_session.contractions()]

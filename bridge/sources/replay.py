@@ -21,6 +21,10 @@ from bridge.errors import TransportError
 from bridge.recording import Kind, RecordingReader, RecordingWriter
 from bridge.sources.base import LinkSink, Transport
 
+#: Bytes of a recorded byte-stream read fed at a time at speed 0 (a few dozen packets: far
+#: below what the connection's queue holds, whatever the frame size).
+_SLICE = 4096
+
 
 class _RecordingSink(LinkSink):
     def __init__(self, sink: LinkSink, writer: RecordingWriter) -> None:
@@ -130,7 +134,6 @@ class ReplayTransport(Transport):
     async def _play(self) -> None:
         await self._go.wait()
         wall0 = first = None
-        n = 0
         for rec in _ends_without_loss(self._records):
             self.position = rec.offset
             if rec.kind == Kind.DATA_IN:
@@ -140,11 +143,24 @@ class ReplayTransport(Transport):
                     delay = wall0 + (rec.host_time - first) / self.speed - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                self._sink.data_received(rec.payload, rec.host_time)
+                if self.speed > 0 or self.notifications:
+                    self._sink.data_received(rec.payload, rec.host_time)
+                    if self.speed <= 0:
+                        await asyncio.sleep(0)  # let the consumer drain: never overflows
+                else:
+                    # As fast as possible, but no faster than the consumer: one recorded
+                    # read of a byte stream can hold thousands of packets (a host that fell
+                    # behind reads ~0.5 MB at once; a --speed 100 demo records such reads),
+                    # and the connection's queue drops sample chunks beyond its size (the
+                    # analyze of a demo recording lost the hold and both stance trials).
+                    # Slices of a few KiB, each followed by a yield, let the consumer drain
+                    # the queue in between; every slice keeps the record's host time, so
+                    # the decoder sees the same bytes at the same times.
+                    data = rec.payload
+                    for at in range(0, len(data), _SLICE):
+                        self._sink.data_received(data[at:at + _SLICE], rec.host_time)
+                        await asyncio.sleep(0)
                 self.delivered += 1
-                n += 1
-                if self.speed <= 0 and n % 8 == 0:
-                    await asyncio.sleep(0)  # let the consumer drain: replay never overflows
             elif rec.kind == Kind.LINK_LOST:
                 self._go.clear()
                 self._sink.link_lost(TransportError(rec.payload.decode(errors="replace")
