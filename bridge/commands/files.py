@@ -20,7 +20,7 @@ from bridge.results import session_results
 from bridge.session import Session
 from bridge.sources.base import Connection
 from bridge.sources.replay import ReplayTransport, damage_note
-from bridge.stream import SampleChunk
+from bridge.stream import Gap, SampleChunk
 
 
 def is_recording(path) -> bool:
@@ -183,17 +183,39 @@ def load_csv(path, rate: float | None, columns: list[str] | None,
             raise ConfigError(f"{path}: the time column is not evenly spaced; pass --rate HZ")
         rate = 1.0 / float(np.median(dt))
     if columns:
-        missing = [c for c in columns if c not in header]
+        # a column by its header or by its muscle name (``glute_max_L [mV]`` or glute_max_L)
+        named = [_muscle_name(h) for h in header]
+        missing = [c for c in columns if c not in header and c not in named]
         if missing:
             raise ConfigError(f"{path}: no column(s) {missing}; columns are {header}")
-        idx = [header.index(c) for c in columns]
+        idx = [header.index(c) if c in header else named.index(c) for c in columns]
     else:
         idx = [i for i in range(len(header)) if i != tcol]
     x = data[:, idx]
-    keep = ~np.isnan(x).any(axis=1)
-    if not keep.all():
-        x = x[keep]  # e.g. trailing rows holding only some columns
-    return x, [header[i] for i in idx], float(rate)
+    # Rows with an empty cell are samples that were lost (an export leaves them empty and
+    # keeps their time): they stay, as NaN, so every later sample keeps its time and the
+    # session sees a gap there, as live.  Dropping them spliced the signal: every onset
+    # after a hole came early by the samples lost (-0.36 s at the end of an exported
+    # 3 x 10 bridge session) and each splice's step read as a contraction on quiet
+    # channels.  Only trailing incomplete rows (e.g. holding only some columns) are cut.
+    complete = np.flatnonzero(~np.isnan(x).any(axis=1))
+    if complete.size == 0:
+        raise ConfigError(f"{path}: no row has a number in every column")
+    x = x[:complete[-1] + 1]
+    return x, [_muscle_name(header[i]) for i in idx], float(rate)
+
+
+def _muscle_name(header: str) -> str:
+    """A column header as a muscle name: an export's ``glute_max_L [mV]`` is glute_max_L.
+
+    The unit is not part of the name: with it, the names matched no side pattern
+    (``glute_max_L [mV]``), so the firing order and latencies per side were left out and
+    the symmetry rows read ``glute_max_``.
+    """
+    name = header.strip()
+    if name.endswith("[mV]") and name[:-4].strip():
+        return name[:-4].strip()
+    return name
 
 
 def _table_kind(header: list[str], body: list[list[str]], delimiter: str) -> str | None:
@@ -227,15 +249,28 @@ def _is_number(v: str) -> bool:
 def _csv_session(path, rate, columns, session: Session, collector: Collector | None,
                  note=None) -> None:
     x, names, rate = load_csv(path, rate, columns)
+    device = Path(path).stem
     block = max(1, int(rate // 20))
-    for i in range(0, x.shape[0], block):
-        chunk = SampleChunk(Path(path).stem, 1, "emg", tuple(names), ("",) * len(names), rate,
-                            i, i / rate, np.ascontiguousarray(x[i:i + block]))
-        if collector is not None:
-            collector.add(chunk)
-        if note is not None:
-            note.on_item(chunk)
-        session.handle(chunk)
+    lost = np.isnan(x).any(axis=1)
+    # Runs of complete rows become sample chunks at their own sample index; runs of rows
+    # with an empty cell become gaps, as the stream marks lost samples live (the session
+    # bridges short ones in the detector and closes contractions across long ones).
+    edges = np.flatnonzero(np.diff(lost.astype(np.int8))) + 1
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [x.shape[0]]])
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        if lost[a]:
+            items = [Gap(device, 1, a, b - a, a / rate, "lost")]
+        else:
+            items = [SampleChunk(device, 1, "emg", tuple(names), ("",) * len(names), rate,
+                                 i, i / rate, np.ascontiguousarray(x[i:min(i + block, b)]))
+                     for i in range(a, b, block)]
+        for item in items:
+            if collector is not None:
+                collector.add(item)
+            if note is not None:
+                note.on_item(item)
+            session.handle(item)
     session.finish()
 
 
