@@ -21,6 +21,11 @@ def _device_html(dev: _Node, traces: ReportTraces | None, age: float | None,
     name = dev.path[-1]
     phases = dev.get("phases").list()
     reps = [(p, p.get("summary")) for p in phases if p.value.get("summary")]
+    if dev.value.get("summary"):
+        # No protocol phases: the results summarise the reps of the whole session at once
+        # (as the terminal summary and analyze show them); without this the report said
+        # "No reps phase" and left out the reps, firing order, symmetry and fatigue.
+        reps.append((_Node({"phase": "reps", "arg": "whole session"}), dev.get("summary")))
     holds = [(p, p.get("holds")) for p in phases if p.value.get("holds")]
     stances = [(p, r) for p in phases if p.value.get("phase") == "stance"
                for r in p.get("stance").list()]

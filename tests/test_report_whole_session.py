@@ -1,0 +1,70 @@
+"""A session without protocol phases: the report shows the whole-session summary that the
+terminal summary and `analyze` show (it used to say "No reps phase in this session")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from html import unescape
+
+from bridge.report import render_report
+from bridge.results import session_results
+from bridge.runner import run_items, virtual_items
+from bridge.session import Session
+from bridge.simulator.device import Faults, Signals
+from bridge.simulator.emg_model import Burst, simulate_emg
+
+LABELS = ("glute_max_L", "glute_max_R", "hamstring_L", "hamstring_R")
+
+
+def _results() -> dict:
+    onsets = [1.0 + 3.0 * k for k in range(6)]
+    bursts = []
+    for t in onsets:
+        bursts += [Burst(2, t, t + 2.0, 0.3), Burst(3, t, t + 2.0, 0.3),
+                   Burst(0, t + 0.12, t + 2.0, 0.25), Burst(1, t + 0.05, t + 2.0, 0.4)]
+    emg, _ = simulate_emg(2000, 20, bursts, channels=4, snr_db=15, seed=4)
+    import numpy as np
+    sig = Signals(emg, 2000.0, LABELS, np.empty((0, 6)), 200.0)  # no markers: no phases
+
+    async def go():
+        s = Session()
+        await run_items(virtual_items(sig, speed=0, faults=Faults(seed=1), device="pod"), s, [])
+        return session_results(s)
+    return asyncio.run(go())
+
+
+def _numbers(page: str) -> list[tuple[list, float, str]]:
+    return [(json.loads(unescape(p)), float(s), t) for p, s, t in re.findall(
+        r'<span class="num" data-path="([^"]*)" data-scale="([^"]*)">([^<]*)</span>', page)]
+
+
+def test_report_of_a_session_without_phases_shows_its_reps_firing_and_symmetry():
+    res = _results()
+    dev = res["devices"]["pod"]
+    assert dev["phases"] == [] and dev["summary"] is not None
+    page = render_report(res)
+    assert "No reps phase in this session" not in page
+    assert "firing order not available" not in page
+    assert "No paired left/right muscles" not in page
+    assert "Nothing to summarise" not in page
+    # the summary's numbers are on the page, traceable to devices.pod.summary
+    paths = [p for p, _, _ in _numbers(page)]
+    summ = [p for p in paths if p[:3] == ["devices", "pod", "summary"]]
+    for key in ("muscles", "left", "right", "symmetry"):
+        assert any(p[3] == key for p in summ), key
+    # and they are the results' numbers (reps counted, latency of the glute shown as the JSON)
+    for path, scale, text in _numbers(page):
+        v = res
+        for k in path:
+            v = v[k]
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            digits = len(text.split(".")[1]) if "." in text else 0
+            assert abs(float(text) - v * scale) <= 0.5 * 10 ** -digits + 1e-9, (path, text)
+    reps = {m["name"]: m["reps"]["n_reps"] for m in dev["summary"]["muscles"]}
+    assert reps == dict.fromkeys(LABELS, 6)
+    lat = dev["summary"]["left"]["firing"]["latency"]["hamstring_L"]["median"]
+    assert -0.17 < lat < -0.07  # glute_max_L fires 120 ms after hamstring_L
+    assert re.search(r"glute max L fires <span[^>]*>\d+</span>&#8201;ms after hamstring L",
+                     page)
