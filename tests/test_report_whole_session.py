@@ -68,3 +68,11 @@ def test_report_of_a_session_without_phases_shows_its_reps_firing_and_symmetry()
     assert -0.17 < lat < -0.07  # glute_max_L fires 120 ms after hamstring_L
     assert re.search(r"glute max L fires <span[^>]*>\d+</span>&#8201;ms after hamstring L",
                      page)
+
+
+def test_a_signed_number_that_rounds_to_zero_has_no_minus():
+    from bridge.report.markup import _Node
+
+    assert ">+0.0<" in _Node(-0.0004, ("x",)).num(1, sign=True)
+    assert ">-0.1<" in _Node(-0.06, ("x",)).num(1, sign=True)
+    assert ">+0<" in _Node(-0.0004, ("x",)).ms(sign=True)

@@ -44,7 +44,9 @@ class _Node:
         if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) \
                 or not math.isfinite(v):
             return '<span class="na">n/a</span>'
-        text = f"{v * scale:+.{digits}f}" if sign else f"{v * scale:.{digits}f}"
+        # a signed value that rounds to zero has no direction: +0.0, not -0.0 (as the terminal)
+        text = (f"{round(v * scale, digits) + 0.0:+.{digits}f}" if sign
+                else f"{v * scale:.{digits}f}")
         path = escape(json.dumps(list(self.path)), quote=True)
         return (f'<span class="num" data-path="{path}" data-scale="{scale:g}">{text}</span>'
                 + (f"&#8201;{unit}" if unit else ""))
