@@ -72,3 +72,23 @@ def test_reps_column_counts_the_reps_the_summary_counts():
                for m in reps["muscles"]}
     shown = {m.name: m.reps for m in view.muscles.values() if m.name in counted}
     assert shown == counted and set(counted.values()) == {5}
+
+
+def test_live_firing_order_is_the_onset_order_whatever_order_the_onsets_are_decided_in():
+    """Onset events come when decided; a muscle that fired 5 ms earlier may be decided
+    later (bridge-reps seed 0 at 24 s): the screen showed it second, '(+-5 ms)'."""
+    from bridge.session import MuscleEvent
+
+    view = LiveView("t")
+
+    def onset(muscle, t):
+        view.on_event(MuscleEvent("onset", "d", 0, muscle, t, t + 0.17, 0.17, 0.1, 0.1))
+
+    onset("hamstring_R", 23.995)
+    onset("glute_max_R", 23.990)  # decided after the hamstring, fired 5 ms before it
+    onset("erector_R", 24.020)
+    text = _render(view)
+    assert "R: glute_max_R > hamstring_R (+5 ms) > erector_R (+30 ms)" in text
+    assert "+-" not in text
+    onset("hamstring_R", 28.0)  # the next rep starts a new sequence
+    assert "R: glute_max_R" not in _render(view)

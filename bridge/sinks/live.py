@@ -120,9 +120,13 @@ class LiveView:
                 m.active, m.onset = True, ev.time
                 side = "L" if ev.muscle.endswith("_L") else "R" if ev.muscle.endswith("_R") else ""
                 rec = self.firing.setdefault(side, [])
-                if rec and ev.time - rec[-1][1] > 1.0:
+                if rec and ev.time - max(t for _, t in rec) > 1.0:
                     rec.clear()  # a new rep: start a new firing sequence
+                # Onsets are decided ~0.17 s after they happen, not always in the order they
+                # happened (two muscles a few ms apart): keep the sequence in onset order,
+                # or the screen showed the later muscle first and the earlier one "+-5 ms".
                 rec.append((ev.muscle, ev.time))
+                rec.sort(key=lambda mt: mt[1])
                 self._log(ev.time, f"[green]▲ {ev.muscle}[/] fires")
             else:
                 m.active = False
