@@ -18,13 +18,12 @@ from bridge.simulator.emg_model import Burst, simulate_emg
 LABELS = ("glute_max_L", "glute_max_R", "hamstring_L", "hamstring_R")
 
 
-def _results() -> dict:
-    onsets = [1.0 + 3.0 * k for k in range(6)]
+def _results(onsets=tuple(1.0 + 3.0 * k for k in range(6)), duration=20.0) -> dict:
     bursts = []
     for t in onsets:
         bursts += [Burst(2, t, t + 2.0, 0.3), Burst(3, t, t + 2.0, 0.3),
                    Burst(0, t + 0.12, t + 2.0, 0.25), Burst(1, t + 0.05, t + 2.0, 0.4)]
-    emg, _ = simulate_emg(2000, 20, bursts, channels=4, snr_db=15, seed=4)
+    emg, _ = simulate_emg(2000, duration, bursts, channels=4, snr_db=15, seed=4)
     import numpy as np
     sig = Signals(emg, 2000.0, LABELS, np.empty((0, 6)), 200.0)  # no markers: no phases
 
@@ -76,3 +75,30 @@ def test_a_signed_number_that_rounds_to_zero_has_no_minus():
     assert ">+0.0<" in _Node(-0.0004, ("x",)).num(1, sign=True)
     assert ">-0.1<" in _Node(-0.06, ("x",)).num(1, sign=True)
     assert ">+0<" in _Node(-0.0004, ("x",)).ms(sign=True)
+
+
+def test_terminal_summary_shows_the_sets_the_report_and_json_count():
+    """Two sets of 3 reps 25 s apart: the JSON and the report had 2 sets, the terminal
+    showed '6' reps and nothing about sets."""
+    from rich.console import Console
+
+    from bridge.sinks.console import ConsoleSink
+
+    onsets = (1.0, 4.0, 7.0, 34.0, 37.0, 40.0)  # 25 s rest after the third rep
+    res = _results(onsets, duration=44.0)
+    muscles = res["devices"]["pod"]["summary"]["muscles"]
+    assert {m["name"]: [s["n_reps"] for s in m["reps"]["sets"]] for m in muscles} == \
+        dict.fromkeys(LABELS, [3, 3])
+    console = Console(width=120, record=True, file=open("/dev/null", "w"))
+    ConsoleSink(console).summary(res)
+    text = console.export_text()
+    header = next(line for line in text.splitlines() if "muscle" in line)
+    assert "sets" in header and "MDF over reps" in header
+    for name in LABELS:
+        row = next(line for line in text.splitlines() if line.lstrip().startswith(name + " "))
+        assert "2 (3/3)" in row, row
+    # one set: no sets column (the table reads as before)
+    one = _results()
+    console = Console(width=120, record=True, file=open("/dev/null", "w"))
+    ConsoleSink(console).summary(one)
+    assert "sets" not in console.export_text()

@@ -114,8 +114,13 @@ class ConsoleSink:
         # %MVC (how hard, relative to the client's calibrated maximum) when a profile gave it
         pct = any(r.get("pct_mvc") is not None for m in s["muscles"]
                   for st in m["reps"]["sets"] for r in st["reps"])
-        for col in ("muscle", "reps", "mean duration s", "mean peak mV") + (
-                ("mean %MVC",) if pct else ()) + ("MDF over set",):
+        # Sets when a muscle's reps fell into more than one (a rest longer than the set gap:
+        # a session without phase markers, or one reps phase for all sets), as the report
+        # and the JSON count them: "3 (10/10/10)".
+        sets = any(len(m["reps"]["sets"]) > 1 for m in s["muscles"])
+        for col in ("muscle", "reps") + (("sets",) if sets else ()) + (
+                "mean duration s", "mean peak mV") + (
+                ("mean %MVC",) if pct else ()) + ("MDF over reps" if sets else "MDF over set",):
             t.add_column(col)
         cut_any = False
         for m in s["muscles"]:
@@ -133,8 +138,11 @@ class ConsoleSink:
             # median-frequency change over the set (fitted last vs first rep; see docs/analytics.md)
             fat = m.get("fatigue") or {}
             mdf = fat.get("mdf_change_pct")
-            row = [m["name"], f"{len(all_reps)} ({cut} cut off)" if cut else str(len(all_reps)),
-                   dur, mv(peak)]
+            row = [m["name"], f"{len(all_reps)} ({cut} cut off)" if cut else str(len(all_reps))]
+            if sets:
+                per = [str(st["n_reps"]) for st in reps]
+                row.append(f"{len(per)} ({'/'.join(per)})" if len(per) > 1 else "1")
+            row += [dur, mv(peak)]
             if pct:
                 vals = [r["pct_mvc"] for r in all_reps if r.get("pct_mvc") is not None]
                 row.append(f"{sum(vals) / len(vals):.0f}" if vals else "–")
