@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from bridge.analytics import SegmentFrequency, summarize, trend_of_segments
 from bridge.analytics.holds import hold_timing
+from bridge.analytics.symmetry import (_side_of, _strip_side, compare_sides, find_side_pairs,
+                                       side_verdict)
 
 #: A hold counts as met within this many seconds of its target: onsets and offsets are
 #: detected within ~0.1 s each (docs/emg.md), so 10.0 s held may measure 9.8 s.
@@ -97,8 +99,79 @@ def _reps_summary(cs, names: dict[int, str], spectrum=None) -> dict:
                          "ratios": [r.to_dict() for r in s.ratios]}
     full = summarize(cs, names)
     out["muscles"] = [_with_fatigue(m, cs, spectrum) for m in full.muscles if m.reps.n_reps]
-    out["symmetry"] = [s.to_dict() for s in full.symmetry]
+    out["symmetry"] = [_sym_dict(s) for s in full.symmetry]
     return out
+
+
+def _sym_dict(s) -> dict:
+    """A SideComparison as JSON, with the verdict the terminal and the report print."""
+    d = s.to_dict()
+    d["verdict"] = side_verdict(d["metrics"])
+    return d
+
+
+def _phase_side(arg: str, cs, pairs) -> tuple[str | None, str, str]:
+    """(side "l"/"r" or None, exercise, how the side was known) of a reps phase.
+
+    A side named in the marker's argument (``reps:clamshell_left``, ``reps:clamshell:R``)
+    decides; else the activity does: the phase is one side's when that side's paired
+    muscles (``..._L``/``..._R``) contracted at least twice as often as the other side's
+    (the clamshells scenario's markers say only ``reps:clamshell``; a bilateral exercise
+    such as the bridge fires both sides alike and is not one-sided).
+    """
+    text = (arg or "").replace(":", "_")
+    exercise = _strip_side(text) or text or "reps"
+    named = _side_of(text) if text else None
+    if named is not None:
+        return named, exercise, "marker"
+    left = {lc for _, lc, _ in pairs}
+    right = {rc for _, _, rc in pairs}
+    nl = sum(c.channel in left for c in cs)
+    nr = sum(c.channel in right for c in cs)
+    if nl and nl >= 2 * nr:
+        return "l", exercise, "activity"
+    if nr and nr >= 2 * nl:
+        return "r", exercise, "activity"
+    return None, exercise, ""
+
+
+def cross_phase_symmetry(session, device: str) -> list[dict]:
+    """Left vs right across phases: the same exercise done on one side, then the other.
+
+    For one-sided reps phases of the same exercise (see :func:`_phase_side`), the k-th
+    left phase is paired with the k-th right phase, and each left/right muscle pair is
+    compared as :func:`~bridge.analytics.symmetry.compare_sides` compares sides within a
+    phase: the left phase's left muscle against the right phase's right muscle.
+    """
+    dev = session.devices[device]
+    names = session.channel_names(device)
+    pairs = find_side_pairs(names) if names else []
+    if not pairs or not dev.phases:
+        return []
+    contractions = session.contractions(device)
+    by_ex: dict[str, dict[str, list]] = {}
+    for i, ph in enumerate(dev.phases):
+        if ph.name != "reps":
+            continue
+        cs = _in_window(contractions, ph.start, ph.end)
+        side, exercise, how = _phase_side(ph.arg, cs, pairs)
+        if side is not None:
+            by_ex.setdefault(exercise, {"l": [], "r": []})[side].append((i, ph, cs, how))
+    out = []
+    for exercise, sides in by_ex.items():
+        for (li, lph, lcs, lhow), (ri, rph, rcs, rhow) in zip(sides["l"], sides["r"]):
+            sym = []
+            for muscle, lc, rc in pairs:
+                lk = [c for c in lcs if c.channel == lc]
+                rk = [c for c in rcs if c.channel == rc]
+                if lk and rk:
+                    sym.append(_sym_dict(compare_sides(lk + rk, lc, rc, channel_names=names,
+                                                       muscle=muscle)))
+            if sym:
+                out.append({"exercise": exercise, "left_phase": li, "right_phase": ri,
+                            "left_start": lph.start, "right_start": rph.start,
+                            "sides_from": [lhow, rhow], "symmetry": sym})
+    return sorted(out, key=lambda x: x["left_phase"])
 
 
 def _with_fatigue(m, cs, spectrum) -> dict:
@@ -158,6 +231,7 @@ def session_results(session, age: float | None = None) -> dict:
                                       lambda c, name=name: session.spectrum(name, c))
                         if session.contractions(name) and not dev.phases else None),
             "phases": phase_results(session, name, age),
+            "cross_phase_symmetry": cross_phase_symmetry(session, name),
             "stance_comparison": stance_comparison(session, name, age),
             "gaps": [{"stream": g.stream, "first_sample": g.first_sample,
                       "n_samples": g.n_samples, "reason": g.reason} for g in dev.gaps],

@@ -43,6 +43,7 @@ __all__ = [
     "compare_sides",
     "find_side_pairs",
     "limb_symmetry_index",
+    "side_verdict",
     "symmetry_index",
     "symmetry_ratio",
 ]
@@ -53,6 +54,35 @@ METRICS = ("peak", "mean", "pct_mvc", "duration", "count", "time_under_tension")
 #: clinics usually use for "symmetric enough" (SI within about +-10 %).  The terminal
 #: summary and the report judge "stronger" against it.
 BALANCED_LSI = 90.0
+
+
+#: What a side verdict is judged on, in order of preference: %MVC when both sides have it
+#: (raw mV depend on electrode placement, skin and fat under each electrode, so they compare
+#: sides only with the same setup), else the mean activation, else the peak.
+VERDICT_BASES = ("pct_mvc", "mean", "peak")
+
+
+def side_verdict(metrics: Mapping[str, Any]) -> dict | None:
+    """Which side is stronger, from the first metric of :data:`VERDICT_BASES` with an SI.
+
+    ``metrics``: a :class:`SideComparison`'s metrics as dicts (``to_dict()``) or
+    :class:`MetricSymmetry` objects.  Returns ``{"basis", "si", "lsi", "stronger"}``
+    (``stronger`` is "left", "right", or None when balanced: LSI >= :data:`BALANCED_LSI`),
+    or None when no basis has a defined SI.  The terminal summary, the results JSON and the
+    report all judge by this one function.
+    """
+    for basis in VERDICT_BASES:
+        m = metrics.get(basis)
+        if m is None:
+            continue
+        si = m.get("si") if isinstance(m, Mapping) else m.si
+        lsi = m.get("lsi") if isinstance(m, Mapping) else m.lsi
+        if si is None:
+            continue
+        balanced = lsi is not None and lsi >= BALANCED_LSI
+        stronger = None if balanced or si == 0 else ("left" if si > 0 else "right")
+        return {"basis": basis, "si": si, "lsi": lsi, "stronger": stronger}
+    return None
 
 
 def _pair(left: Any, right: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ findings it contributes)."""
 
 from __future__ import annotations
 
-from bridge.analytics.symmetry import BALANCED_LSI
+from bridge.analytics.symmetry import BALANCED_LSI, side_verdict
 from bridge.report.markup import _e, _metric, _muscle, _Node, _table
 from bridge.report.svg import _bars_svg, _fatigue_svg, _latency_svg
 from bridge.results import CUT_NOTE
@@ -73,42 +73,71 @@ def _lsi_verdict(lsi: float | None) -> str:
                                    else f"under {line}")
 
 
-def _symmetry_section(reps) -> tuple[str, list[str]]:
+_BASIS_WORDS = {"pct_mvc": "%MVC", "mean": "mean activation", "peak": "peak activation"}
+
+
+def _symmetry_finding(s: _Node, where: str = "") -> str | None:
+    """One muscle's left/right finding, judged as the terminal judges it (``side_verdict``:
+    %MVC when both sides have it, else the mean activation), naming the basis."""
+    v = side_verdict(s.value.get("metrics") or {})
+    if v is None:
+        return None
+    m = s.get("metrics").get(v["basis"])
+    d, unit = (1, "") if v["basis"] == "pct_mvc" else (3, "mV")
+    word = _BASIS_WORDS[v["basis"]]
+    verdict = ("" if v["stronger"] is None else f"; {v['stronger']} stronger by {word}")
+    return (f"{_e(s.value['muscle'].replace('_', ' '))}{where}: {word} left "
+            f"{m.get('left').num(d, unit=unit)}, right {m.get('right').num(d, unit=unit)} "
+            f"(symmetry index {m.get('si').num(1, sign=True)}%" + _lsi_verdict(v["lsi"])
+            + verdict + ")")
+
+
+def _symmetry_table(sym: list[_Node]) -> tuple[list[list[str]], list]:
+    rows, bars = [], []
+    for s in sym:
+        for metric, mv in s.get("metrics").items():
+            if mv.value.get("left") is None and mv.value.get("right") is None:
+                continue
+            unit = {"peak": "mV", "mean": "mV", "pct_mvc": "%MVC", "duration": "s",
+                    "count": "", "time_under_tension": "s"}.get(metric, "")
+            d = 0 if metric == "count" else 3 if unit == "mV" else 1
+            rows.append([_e(s.value["muscle"].replace("_", " ")),
+                         # "%MVC" is its own unit; others: "peak (mV)", "duration (s)"
+                         _e(metric.replace("_", " ") if metric != "pct_mvc" else "%MVC")
+                         + (f" ({unit})" if unit and metric != "pct_mvc" else ""),
+                         mv.get("left").num(d), mv.get("right").num(d),
+                         mv.get("si").num(1, sign=True), mv.get("lsi").num(0)])
+        mean = s.get("metrics").get("mean")
+        if mean.value:
+            bars.append((s.value["muscle"].replace("_", " "),
+                         [(mean.value.get("left"), "left"), (mean.value.get("right"), "right")]))
+    return rows, bars
+
+
+def _symmetry_section(reps, cross=()) -> tuple[str, list[str]]:
+    """Left/right per reps phase, and ``cross`` (the device's ``cross_phase_symmetry``):
+    the same exercise done on each side in its own phase, e.g. clamshells."""
     html, findings = [], []
-    for ph, summ in reps:
-        sym = summ.get("symmetry").list()
+    parts = [(f"<h3>{_e(ph.value.get('arg') or 'reps')}</h3>", summ.get("symmetry").list(), "")
+             for ph, summ in reps]
+    for x in cross:
+        ex = x.value.get("exercise") or "reps"
+        parts.append((f"<h3>{_e(ex)}: left side (set at {x.get('left_start').num(1)} s) vs "
+                      f"right side (set at {x.get('right_start').num(1)} s)</h3>",
+                      x.get("symmetry").list(), f" ({_e(ex)}, left set vs right set)"))
+    for head, sym, where in parts:
         if not sym:
             continue
-        rows, bars = [], []
-        for s in sym:
-            for metric, mv in s.get("metrics").items():
-                if mv.value.get("left") is None and mv.value.get("right") is None:
-                    continue
-                unit = {"peak": "mV", "mean": "mV", "pct_mvc": "%MVC", "duration": "s",
-                        "count": "", "time_under_tension": "s"}.get(metric, "")
-                d = 0 if metric == "count" else 3 if unit == "mV" else 1
-                rows.append([_e(s.value["muscle"].replace("_", " ")),
-                             # "%MVC" is its own unit; others: "peak (mV)", "duration (s)"
-                             _e(metric.replace("_", " ") if metric != "pct_mvc" else "%MVC")
-                             + (f" ({unit})" if unit and metric != "pct_mvc" else ""),
-                             mv.get("left").num(d), mv.get("right").num(d),
-                             mv.get("si").num(1, sign=True), mv.get("lsi").num(0)])
-            mean = s.get("metrics").get("mean")
-            if mean.value:
-                bars.append((s.value["muscle"].replace("_", " "),
-                             [(mean.value.get("left"), "left"), (mean.value.get("right"), "right")]))
-                if mean.value.get("si") is not None:
-                    findings.append(f"{_e(s.value['muscle'].replace('_', ' '))}: mean activation "
-                                    f"left {mean.get('left').num(3, unit='mV')}, right "
-                                    f"{mean.get('right').num(3, unit='mV')} (symmetry index "
-                                    f"{mean.get('si').num(1, sign=True)}%"
-                                    + _lsi_verdict(mean.value.get("lsi")) + ")")
-        html.append(f"<h3>{_e(ph.value.get('arg') or 'reps')}</h3>")
+        rows, bars = _symmetry_table(sym)
+        findings += [f for s in sym if (f := _symmetry_finding(s, where))]
+        html.append(head)
         html.append(_table(["muscle", "metric", "left", "right", "SI (%)", "LSI (%)"], rows))
         if bars:
             html.append(_bars_svg(bars, "mV", "mean activation left vs right")
                         + '<p class="note">Blue: left, orange: right. SI = (L - R) / ((L + R) / 2)'
-                          " x 100; LSI = weaker / stronger x 100.</p>")
+                          " x 100; LSI = weaker / stronger x 100. Which side is stronger is "
+                          "judged on %MVC when both sides have an MVC (raw mV depend on each "
+                          "electrode's placement and skin), else on the mean activation.</p>")
     if not html:
         return '<p class="note">No paired left/right muscles with reps.</p>', findings
     return "".join(html), findings

@@ -32,7 +32,7 @@ def _device_html(dev: _Node, traces: ReportTraces | None, age: float | None,
     sway = (traces.sway.get(name, []) if traces else [])
     emg = traces.emg.get(name) if traces else None
     fire_html, f1 = _firing_section(reps)
-    sym_html, f2 = _symmetry_section(reps)
+    sym_html, f2 = _symmetry_section(reps, dev.get("cross_phase_symmetry").list())
     hold_html, f3 = _holds_section(holds)
     st_html, f4 = _stance_section(stances, sway, age)
     prefix = f"{_e(name)}: " if multi else ""

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bridge.analytics.symmetry import BALANCED_LSI
+from bridge.analytics.symmetry import BALANCED_LSI, side_verdict
 from bridge.results import CUT_NOTE
 from bridge.session import BalanceEvent, LinkEvent, MuscleEvent, PhaseEvent
 from bridge.sources.base import LinkState
@@ -95,6 +95,15 @@ class ConsoleSink:
                 elif ph["phase"] == "stance" and ph.get("stance"):
                     for r in ph["stance"]:
                         c.print(f"Single-leg stance, {ph['arg']} leg: {_stance_text(r)}")
+            for x in d.get("cross_phase_symmetry") or ():
+                # the same exercise on each side in its own phase (clamshells): left vs right
+                c.print(f"Left vs right {x['exercise']}: the left-side set at "
+                        f"{x['left_start']:.1f} s vs the right-side set at "
+                        f"{x['right_start']:.1f} s", markup=False)
+                for sym in x["symmetry"]:
+                    line = symmetry_line(sym)
+                    if line:
+                        c.print(line, markup=False)
             cmp_ = d.get("stance_comparison")
             if cmp_:
                 weaker = cmp_["weaker_leg"]
@@ -162,22 +171,9 @@ class ConsoleSink:
             order = " > ".join(f["dominant_order"])
             self.console.print(f"{side:>5} side: usual order {order}; " + "; ".join(parts))
         for sym in s["symmetry"]:
-            # Mean activation first, as in the report's key findings; the peak follows.
-            parts = [(name, m["si"]) for name in ("mean", "peak")
-                     if (m := sym["metrics"].get(name)) and m.get("si") is not None]
-            if not parts:
-                continue
-            first = sym["metrics"][parts[0][0]]
-            si, lsi = first["si"], first.get("lsi")
-            # calling a 2 % difference "right stronger" would overstate it
-            if lsi is not None and lsi >= BALANCED_LSI:
-                verdict = f"balanced: LSI >= {BALANCED_LSI:.0f} %"
-            else:
-                verdict = ("left" if si > 0 else "right") + " stronger"
-            self.console.print(f"Symmetry {sym['muscle']}: SI "
-                               + ", ".join(f"{name} {signed(v)} %" for name, v in parts)
-                               + (f"; LSI {lsi:.0f} %" if lsi is not None else "")
-                               + f" ({verdict})")
+            line = symmetry_line(sym)
+            if line:
+                self.console.print(line, markup=False)
 
     def _holds(self, holds: dict) -> None:
         for name, h in holds.items():
@@ -189,6 +185,35 @@ class ConsoleSink:
                 mark = "✓" if hold["met"] else "✗"
                 self.console.print(f"Hold {mark} {name}: {hold['sustained']:.1f} s of "
                                    f"{hold['target']:g} s")
+
+
+#: The verdict's basis in words (docs/analytics.md, "Left/right symmetry").
+_BASIS_TEXT = {"pct_mvc": "%MVC", "mean": "mean mV", "peak": "peak mV"}
+_SI_TEXT = {"pct_mvc": "%MVC", "mean": "mean", "peak": "peak"}
+
+
+def symmetry_line(sym: dict) -> str | None:
+    """'Symmetry glute_max: SI %MVC +29 %, mean -22 %, peak -20 %; LSI 75 % (left stronger
+    by %MVC)' for one muscle of the results' ``symmetry`` (None if undefined).
+
+    The verdict and the SI/LSI shown first come from :func:`side_verdict`: %MVC when both
+    sides have it (raw mV between sides depend on each electrode's placement and skin),
+    else the mean activation; the raw-mV SIs follow.
+    """
+    v = side_verdict(sym["metrics"])
+    if v is None:
+        return None
+    order = [v["basis"]] + [k for k in ("pct_mvc", "mean", "peak") if k != v["basis"]]
+    parts = [(k, m["si"]) for k in order
+             if (m := sym["metrics"].get(k)) and m.get("si") is not None]
+    lsi = v["lsi"]
+    basis = _BASIS_TEXT[v["basis"]]
+    # calling a 2 % difference "right stronger" would overstate it
+    verdict = (f"balanced by {basis}: LSI >= {BALANCED_LSI:.0f} %" if v["stronger"] is None
+               else f"{v['stronger']} stronger by {basis}")
+    return (f"Symmetry {sym['muscle']}: SI "
+            + ", ".join(f"{_SI_TEXT[k]} {signed(x)} %" for k, x in parts)
+            + (f"; LSI {lsi:.0f} %" if lsi is not None else "") + f" ({verdict})")
 
 
 def mv(value: float) -> str:
