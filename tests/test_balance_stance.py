@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from bridge.balance import (BaselineReady, Jolt, SingleLegStanceTest, StanceResult, StanceStarted,
-                            SwayMetrics, Touchdown, TrialCompleted, compare_legs, grade_stance,
-                            run_offline)
+from bridge.balance import (SPRINGER_2007, BaselineReady, Jolt, SingleLegStanceTest,
+                            StanceResult, StanceStarted, SwayMetrics, Touchdown, TrialCompleted,
+                            compare_legs, grade_stance, run_offline)
 from bridge.errors import ConfigError, SignalError
 from bridge.simulator.sway_model import simulate_stance
 
@@ -224,6 +224,19 @@ def test_grades_against_goal_and_springer_norms():
     assert grade_stance(result("left", 3.0), age=65, eyes="closed").norm_s == 3.6
     with pytest.raises(ConfigError):
         grade_stance(result("left", 3.0), age=10)
+
+
+def test_springer_norms_are_the_best_of_3_column():
+    """Springer 2007's table: women's best of 3 trials (eyes open / closed).  The 80+ eyes-open
+    norm was the mean of 3 trials (6.2 s) and two eyes-closed norms were in neither column."""
+    assert SPRINGER_2007[(70, 79)] == (16.7, 3.7)
+    assert SPRINGER_2007[(80, 120)] == (10.6, 2.1)
+    eo = [eo for eo, _ in SPRINGER_2007.values()]
+    assert eo == sorted(eo, reverse=True)  # best of 3 falls with age
+    assert all(ec < eo for eo, ec in SPRINGER_2007.values())
+    # 10.3 s at 85 is under the best-of-3 norm (was "normal for age" against 6.2 s)
+    g = grade_stance(result("left", 10.3), age=85)
+    assert (g.grade, g.norm_s) == ("below norm", 10.6)
 
 
 def test_compare_legs_finds_the_weaker_side():
