@@ -187,21 +187,36 @@ class _Page:
         raise AssertionError(f"page never satisfied {expr!r} within {timeout} s")
 
 
+async def _start_chromium(url, profile):
+    """Headless Chromium on ``url``; returns (process, DevTools port).  A
+    browser that exits before it opens its DevTools port (seen once in a few
+    hundred runs on a loaded 2-core machine) is started once more, with a
+    fresh profile: that is the test harness failing, not the page."""
+    for attempt in range(2):
+        prof = profile if attempt == 0 else profile.with_name(profile.name + "-retry")
+        proc = await asyncio.create_subprocess_exec(
+            "chromium", "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", f"--user-data-dir={prof}", "--remote-debugging-port=0",
+            "--window-size=1280,800", url,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        port_file = prof / "DevToolsActivePort"
+        end = time.monotonic() + 30
+        while not port_file.exists() or not port_file.read_text().strip():
+            if proc.returncode is not None and attempt == 0:
+                break
+            if time.monotonic() > end or proc.returncode is not None:
+                proc.kill()
+                raise AssertionError("chromium did not open its DevTools port")
+            await asyncio.sleep(0.1)
+        else:
+            return proc, int(port_file.read_text().split()[0])
+    raise AssertionError("chromium did not open its DevTools port")
+
+
 async def _open_page(url, profile):
-    proc = await asyncio.create_subprocess_exec(
-        "chromium", "--headless", "--no-sandbox", "--disable-gpu",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={profile}", "--remote-debugging-port=0",
-        "--window-size=1280,800", url,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    port_file = profile / "DevToolsActivePort"
+    proc, port = await _start_chromium(url, profile)
     end = time.monotonic() + 30
-    while not port_file.exists() or not port_file.read_text().strip():
-        if time.monotonic() > end or proc.returncode is not None:
-            proc.kill()
-            raise AssertionError("chromium did not open its DevTools port")
-        await asyncio.sleep(0.1)
-    port = int(port_file.read_text().split()[0])
     targets = []
     while not any(t["type"] == "page" and t["url"].startswith(url) for t in targets):
         if time.monotonic() > end:
