@@ -164,7 +164,11 @@ def test_stream_reports_link_loss_reconnects_and_ctrl_c_summarises(tmp_path):
         assert "stopped (Ctrl-C)" in text and "Summary" in text
         res = json.loads((tmp_path / "r.json").read_text())
         assert res["interrupted"] is True
-        assert res["link"]["link_losses"] == 2 and res["link"]["reconnects"] == 1
+        # two losses (the scenario's end, the Ctrl-C'd simulator), one reconnect; on a
+        # loaded machine a stall of the fast simulator can add a loss and its reconnect
+        link = res["link"]
+        assert link["link_losses"] >= 2 and link["link_losses"] == link["reconnects"] + 1, link
+        assert link["link_losses"] - link["stalls"] == 2, link
         # It ended with the link down: the summary and the file say so (and since when).
         (dev,) = res["devices"].values()
         down = dev["link_down_at_end"]
