@@ -214,6 +214,19 @@ async def _start_chromium(url, profile):
     raise AssertionError("chromium did not open its DevTools port")
 
 
+async def _close_page(ws, proc):
+    """Close the DevTools connection and the browser (either may be None)."""
+    if ws is not None:
+        await ws.close()
+    if proc is not None and proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
 async def _open_page(url, profile):
     proc, port = await _start_chromium(url, profile)
     end = time.monotonic() + 30
@@ -275,15 +288,7 @@ async def test_page_plots_update_while_data_streams(tmp_path):
             (Path := __import__("pathlib").Path)(os.environ["GLUTEBRIDGE_KEEP_SCREENSHOTS"],
                                                  "dashboard.png").write_bytes(png)
     finally:
-        if ws is not None:
-            await ws.close()
-        if proc is not None and proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except asyncio.TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await _close_page(ws, proc)
         await dash.stop()
 
 

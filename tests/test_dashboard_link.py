@@ -29,7 +29,7 @@ from bridge.sinks.dashboard import Dashboard
 from bridge.sources import open as bopen
 from bridge.sources.base import LinkState
 from bridge.stream import DeviceEvent
-from test_dashboard import _http, _open_page
+from test_dashboard import _close_page, _http, _open_page
 from test_link_loss_cli import _env
 from test_transport_stream import Served
 from transport_checks import make_signals
@@ -183,15 +183,7 @@ async def test_page_banner_while_the_link_is_down_and_at_the_end(tmp_path):
         assert await page.eval("document.getElementById('linkbanner').hidden") is False
         assert await page.eval("window.gb.error") is None
     finally:
-        if ws is not None:
-            await ws.close()
-        if proc is not None and proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except asyncio.TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await _close_page(ws, proc)
         await dash.stop()
 
     # during the stall: a banner with the device, since when, and the terminal's line
@@ -268,12 +260,4 @@ async def test_page_keeps_the_link_down_when_the_dashboard_process_dies(tmp_path
         if server.returncode is None:
             server.kill()
             await server.wait()
-        if ws is not None:
-            await ws.close()
-        if proc is not None and proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except asyncio.TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await _close_page(ws, proc)
