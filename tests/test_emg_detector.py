@@ -23,6 +23,7 @@ from bridge.emg import (
 )
 from bridge.errors import ConfigError, SignalError
 from bridge.simulator.emg_model import Burst, simulate_emg
+from test_emg_filters import write_libc_stubs
 
 RATE = 2000.0
 
@@ -1056,6 +1057,8 @@ def test_channel_groups_identical_to_one_by_one(channels, calibrated):
             got += as_tuples(det.process(x[pos:pos + k]))
             pos += k
         runs[used] = got
+    if max(runs) == 1:
+        pytest.skip("this CPU runs no channel group (no AVX2)")
     assert 1 in runs and len(runs[1]) >= 2 * channels
     for width, got in runs.items():
         assert got == runs[1], width
@@ -1108,14 +1111,7 @@ def test_channel_groups_only_where_the_cpu_check_links(target, groups, tmp_path)
     groups, and that check, are built for x86-64 Linux only (as the CPU
     checks in emg_kernels.h); elsewhere one channel at a time, as before."""
     native = Path(__file__).resolve().parent.parent / "native"
-    (tmp_path / "math.h").write_text(
-        "double sqrt(double); double fabs(double);\n"
-        "#define isfinite(x) __builtin_isfinite(x)\n#define HUGE_VAL __builtin_huge_val()\n")
-    (tmp_path / "string.h").write_text(
-        "#include <stddef.h>\nvoid *memcpy(void *, const void *, size_t);\n"
-        "void *memset(void *, int, size_t);\n")
-    (tmp_path / "stdlib.h").write_text(
-        "#include <stddef.h>\nvoid *malloc(size_t); void free(void *);\n")
+    write_libc_stubs(tmp_path)
     (tmp_path / "use.c").write_text(
         '#include "emg_detect.h"\n'
         "int use(emg_det_t *d, const double *env, ptrdiff_t n)\n"

@@ -288,6 +288,19 @@ int use(emg_chain_t *ch, const double *x, ptrdiff_t n, double *env, emg_det_t *d
 """
 
 
+def write_libc_stubs(folder) -> None:
+    """math.h, string.h and stdlib.h (immintrin.h needs it) as the native headers use
+    them, for cross-compiles with no libc for the target."""
+    (folder / "math.h").write_text(
+        "double sqrt(double); double fabs(double);\n"
+        "#define isfinite(x) __builtin_isfinite(x)\n#define HUGE_VAL __builtin_huge_val()\n")
+    (folder / "string.h").write_text(
+        "#include <stddef.h>\nvoid *memcpy(void *, const void *, size_t);\n"
+        "void *memset(void *, int, size_t);\n")
+    (folder / "stdlib.h").write_text(
+        "#include <stddef.h>\nvoid *malloc(size_t); void free(void *);\n")
+
+
 @pytest.mark.skipif(shutil.which("clang") is None, reason="clang not installed")
 @pytest.mark.parametrize("target", ["aarch64-linux-gnu", "armv7a-linux-gnueabihf", "i686-linux-gnu",
                                     "riscv64-linux-gnu", "x86_64-linux-gnu"])
@@ -296,14 +309,7 @@ def test_kernels_compile_for_other_targets(target, tmp_path):
     silicon, 32-bit x86, ...): Clang cross-compiles the headers (no libc
     for the target here, so math.h / string.h are stubs).  An x86-only asm
     constraint ("+x") in the detector once broke every non-x86 build."""
-    (tmp_path / "math.h").write_text(
-        "double sqrt(double); double fabs(double);\n"
-        "#define isfinite(x) __builtin_isfinite(x)\n#define HUGE_VAL __builtin_huge_val()\n")
-    (tmp_path / "string.h").write_text(
-        "#include <stddef.h>\nvoid *memcpy(void *, const void *, size_t);\n"
-        "void *memset(void *, int, size_t);\n")
-    (tmp_path / "stdlib.h").write_text(   # immintrin.h (x86-64: the detector's groups)
-        "#include <stddef.h>\nvoid *malloc(size_t); void free(void *);\n")
+    write_libc_stubs(tmp_path)
     src = tmp_path / "use.c"
     src.write_text(_USE_ALL_KERNELS)
     res = subprocess.run(["clang", "--target=" + target, "-O3", "-Wall", "-nostdinc", "-isystem",

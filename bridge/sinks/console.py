@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bridge.analytics.symmetry import BALANCED_LSI, side_verdict
+from bridge.analytics.symmetry import BALANCED_LSI, VERDICT_BASES, side_verdict
 from bridge.results import CUT_NOTE
 from bridge.session import BalanceEvent, LinkEvent, MuscleEvent, PhaseEvent
 from bridge.sources.base import LinkState
@@ -203,7 +203,7 @@ def symmetry_line(sym: dict) -> str | None:
     v = side_verdict(sym["metrics"])
     if v is None:
         return None
-    order = [v["basis"]] + [k for k in ("pct_mvc", "mean", "peak") if k != v["basis"]]
+    order = [v["basis"]] + [k for k in VERDICT_BASES if k != v["basis"]]
     parts = [(k, m["si"]) for k in order
              if (m := sym["metrics"].get(k)) and m.get("si") is not None]
     lsi = v["lsi"]
